@@ -1,0 +1,124 @@
+"""The lakehouse runtime: settings, layout, journal, audit store, recorder - built once per process.
+
+``open_lakehouse()`` is the entry point for Python and the CLI; ``LakehouseResource`` (resource
+key ``lakehouse``) is the same thing for Dagster. Both share one cached instance per lakehouse
+root and process, so the journal connection, MLflow thread and Spark session are reused.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+from .audit_store import AuditStore
+from .journal import Journal
+from .layout import Layout
+from .mlflow_link import MlflowLink, MlflowResource, link_for
+from .recorder import Recorder
+from .settings import Settings, load_settings
+from .spark import SparkResource, get_spark
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["Lakehouse", "open_lakehouse", "LakehouseResource"]
+
+_cache: dict[tuple, "Lakehouse"] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class Lakehouse:
+    settings: Settings
+    layout: Layout
+    journal: Journal
+    store: AuditStore
+    spark_resource: SparkResource | None = None
+    mlflow_resource: MlflowResource | None = None
+    digest_files: bool = True
+    _recorder: Recorder | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def spark(self) -> "SparkSession":
+        if self.spark_resource is not None:
+            return self.spark_resource.get_session()
+        return get_spark(self.settings)
+
+    @property
+    def mlflow(self) -> MlflowLink:
+        if self.mlflow_resource is not None:
+            return self.mlflow_resource.link(default_home=self.settings.home)
+        return link_for(self.settings)
+
+    @property
+    def recorder(self) -> Recorder:
+        with self._lock:
+            if self._recorder is None:
+                self._recorder = Recorder(layout=self.layout, store=self.store, mlflow=self.mlflow,
+                                          spark_provider=self.spark, digest_files=self.digest_files)
+            return self._recorder
+
+    def flush(self) -> dict[str, int]:
+        """Drain queued MLflow work, then write every journaled audit record to Delta."""
+        if self._recorder is not None:
+            for exc in self._recorder.mlflow.drain():
+                raise RuntimeError(f"MLflow logging failed: {exc}") from exc
+        return self.store.flush()
+
+
+def open_lakehouse(home: str | None = None, *, spark: SparkResource | None = None,
+                   mlflow: MlflowResource | None = None, digest_files: bool = True, **overrides: Any) -> Lakehouse:
+    """The process's :class:`Lakehouse` for ``home`` (default ``TRACELAKE_HOME``)."""
+    settings = load_settings(home=home, **overrides)
+    key = (settings, os.getpid())
+    with _cache_lock:
+        lake = _cache.get(key)
+        if lake is None:
+            layout = Layout.from_settings(settings)
+            journal = Journal(settings.journal_dir)
+            store = AuditStore(layout, journal, settings.retention_interval)
+            lake = Lakehouse(settings, layout, journal, store)
+            _cache[key] = lake
+        # Dagster hands each run fresh resource objects with the same configuration.
+        lake.spark_resource = spark or lake.spark_resource
+        lake.mlflow_resource = mlflow or lake.mlflow_resource
+        lake.digest_files = digest_files
+        if lake._recorder is not None:
+            lake._recorder.digest_files = digest_files
+        return lake
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Resource key ``lakehouse``: the lakehouse root, its audit store and the recorder.
+
+    Every ``@component`` asks for it. Unset fields come from the environment (TRACELAKE_HOME,
+    TRACELAKE_RETENTION_DAYS, TRACELAKE_JOURNAL_DIR), so one definition runs locally and in
+    production unchanged.
+    """
+
+    home: str | None = Field(default=None, description="lakehouse root; default TRACELAKE_HOME or ./lakehouse")
+    retention_days: int | None = Field(default=None, description="history kept on every table; default 2555 (7 years)")
+    journal_dir: str | None = Field(default=None, description="durable audit journal; default <home>/_journal")
+    digest_files: bool = Field(default=True, description="hash the bytes of every written file (retention proofs)")
+    flush_records: int | None = Field(default=None, description="flush the journal to Delta at this many records")
+    flush_seconds: int | None = Field(default=None, description="... or when the oldest record is this old")
+    spark: SparkResource = Field(default_factory=SparkResource)
+    mlflow: MlflowResource = Field(default_factory=MlflowResource)
+
+    def open(self) -> Lakehouse:
+        return open_lakehouse(
+            self.home, spark=self.spark, mlflow=self.mlflow, digest_files=self.digest_files,
+            retention_days=self.retention_days, journal_dir=self.journal_dir,
+            flush_records=self.flush_records, flush_seconds=self.flush_seconds,
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # Flush in batches: the journal already made every record durable, and one Delta commit
+        # per record would cost more than the recording itself.
+        lake = self.open()
+        lake.store.flush_if_due(lake.settings.flush_records, lake.settings.flush_seconds)

@@ -1,0 +1,78 @@
+"""Where everything lives under the lakehouse root.
+
+    <home>/tables/<asset>        one Delta table per data asset (written by Spark)
+    <home>/audit/<table>         audit and monitoring tables (component_runs, check_results, ...)
+    <home>/mlflow/               MLflow SQLite store and artifacts (embedded default)
+    <home>/reports/              HTML/JSON reports (drift, compliance)
+    <home>/_journal/             the durable audit journal (local disk only)
+
+Keeping the layout in one module means a query written today still finds a table written
+years ago: nobody else builds these paths.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .settings import Settings, is_local_uri, to_local_path
+
+__all__ = ["Layout", "validate_table_name", "RESERVED_COLUMNS", "RUN_ID_COLUMN", "PARTITION_COLUMN"]
+
+RUN_ID_COLUMN = "_tl_run_id"
+PARTITION_COLUMN = "_tl_partition"
+RESERVED_COLUMNS = (RUN_ID_COLUMN, PARTITION_COLUMN)
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def validate_table_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise ValueError(
+            f"invalid table name {name!r}: use letters, digits and underscores, starting with a letter"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Layout":
+        return cls(settings.home)
+
+    def _join(self, *parts: str) -> str:
+        return "/".join([self.home.rstrip("/"), *parts])
+
+    def table(self, name: str) -> str:
+        return self._join("tables", validate_table_name(name))
+
+    def audit(self, name: str) -> str:
+        return self._join("audit", validate_table_name(name))
+
+    @property
+    def tables_root(self) -> str:
+        return self._join("tables")
+
+    @property
+    def audit_root(self) -> str:
+        return self._join("audit")
+
+    @property
+    def reports_root(self) -> str:
+        return self._join("reports")
+
+    @property
+    def mlflow_root(self) -> str:
+        return self._join("mlflow")
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_uri(self.home)
+
+    def local_path(self, uri: str):
+        """Filesystem path of a URI under a local lakehouse (raises for object stores)."""
+        if not is_local_uri(uri):
+            raise ValueError(f"{uri} is not on the local filesystem")
+        return to_local_path(uri)

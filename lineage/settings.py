@@ -1,0 +1,117 @@
+"""One place where Tracelake reads its environment.
+
+Every knob has a documented default so the embedded setup needs no configuration at all, and
+the scale-out setup differs only by environment variables (or the same fields passed to the
+Dagster resources). Nothing here is read at import time: call :func:`load_settings`.
+
+| variable | default | meaning |
+|---|---|---|
+| ``TRACELAKE_HOME`` | ``./lakehouse`` | lakehouse root (local folder or ``s3a://``, ``abfss://``, ``gs://`` URI) |
+| ``TRACELAKE_RETENTION_DAYS`` | ``2555`` (7 years) | Delta log and deleted-file retention of every table |
+| ``TRACELAKE_JOURNAL_DIR`` | ``$TRACELAKE_HOME/_journal`` (local) | durable audit journal (SQLite, local disk) |
+| ``TRACELAKE_SPARK_MASTER`` | ``local[*]`` | Spark master URL |
+| ``TRACELAKE_SPARK_DRIVER_MEMORY`` | ``4g`` | driver memory |
+| ``TRACELAKE_SPARK_SHUFFLE_PARTITIONS`` | ``8`` | ``spark.sql.shuffle.partitions`` |
+| ``TRACELAKE_JARS_DIR`` | ``<repo>/jars/lib`` | the Delta jars fetched by ``install.sh`` |
+| ``MLFLOW_TRACKING_URI`` | ``sqlite:///$TRACELAKE_HOME/mlflow/mlflow.db`` | MLflow tracking store |
+| ``TRACELAKE_MLFLOW_UI_URL`` | ``http://127.0.0.1:5000`` | base URL used for MLflow links |
+| ``TRACELAKE_AUDIT_FLUSH_RECORDS`` | ``100`` | flush the journal to Delta once this many records wait |
+| ``TRACELAKE_AUDIT_FLUSH_SECONDS`` | ``300`` | ... or once the oldest waiting record is this old |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["DEFAULT_RETENTION_DAYS", "Settings", "load_settings", "repo_root", "is_local_uri", "to_local_path"]
+
+DEFAULT_RETENTION_DAYS = 2555  # 7 years: a typical model-risk record-keeping horizon
+
+
+def repo_root() -> Path:
+    """The source checkout this package is installed from (editable install)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def is_local_uri(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+def to_local_path(uri: str) -> Path:
+    if uri.startswith("file://"):
+        return Path(uri[len("file://"):])
+    return Path(uri)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer; unset it or give a whole number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: str
+    retention_days: int
+    journal_dir: str
+    spark_master: str
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
+    jars_dir: str
+    mlflow_tracking_uri: str
+    mlflow_ui_url: str
+    flush_records: int
+    flush_seconds: int
+
+    @property
+    def retention_interval(self) -> str:
+        return f"interval {self.retention_days} days"
+
+
+def _absolute_home(raw: str) -> str:
+    if is_local_uri(raw):
+        return str(to_local_path(raw).expanduser().resolve())
+    return raw.rstrip("/")
+
+
+def _default_journal_dir(home: str) -> str:
+    if is_local_uri(home):
+        return str(Path(_absolute_home(home)) / "_journal")
+    # The journal must be on a local durable disk; an object store cannot host SQLite.
+    return str(Path.home() / ".tracelake" / "journal")
+
+
+def _default_mlflow_uri(home: str) -> str:
+    if is_local_uri(home):
+        return f"sqlite:///{Path(_absolute_home(home)) / 'mlflow' / 'mlflow.db'}"
+    return str(Path.home() / ".tracelake" / "mlruns")
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Resolve settings from ``env`` (default ``os.environ``), then apply non-None overrides."""
+    env = os.environ if env is None else env
+    home = _absolute_home(overrides.pop("home", None) or env.get("TRACELAKE_HOME") or "./lakehouse")
+    base = Settings(
+        home=home,
+        retention_days=_int(env, "TRACELAKE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+        journal_dir=env.get("TRACELAKE_JOURNAL_DIR") or _default_journal_dir(home),
+        spark_master=env.get("TRACELAKE_SPARK_MASTER") or "local[*]",
+        spark_driver_memory=env.get("TRACELAKE_SPARK_DRIVER_MEMORY") or "4g",
+        spark_shuffle_partitions=_int(env, "TRACELAKE_SPARK_SHUFFLE_PARTITIONS", 8),
+        jars_dir=env.get("TRACELAKE_JARS_DIR") or str(repo_root() / "jars" / "lib"),
+        mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or _default_mlflow_uri(home),
+        mlflow_ui_url=(env.get("TRACELAKE_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        flush_records=_int(env, "TRACELAKE_AUDIT_FLUSH_RECORDS", 100),
+        flush_seconds=_int(env, "TRACELAKE_AUDIT_FLUSH_SECONDS", 300),
+    )
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
