@@ -173,7 +173,7 @@ class AuditStore:
             pending = [e.row for e in self.journal.pending(table)]
             if pending:
                 parts.append(pa.Table.from_pylist(pending, schema=schema))
-        frame = pa.concat_tables(parts).to_pandas(maps_as_pydicts="strict")
+        frame = pa.concat_tables(parts).to_pandas(maps_as_pydicts="strict", integer_object_nulls=True)
         key = schema.names[0]
         frame = frame.drop_duplicates(subset=[key, "journal_id", "chain_seq"], keep="first")
         return frame.sort_values(["recorded_at", "chain_seq"], kind="stable").reset_index(drop=True)
@@ -189,7 +189,7 @@ class AuditStore:
                 schema = audit_schema(COMPONENT_RUNS)
                 extra = pa.Table.from_pylist(
                     [normalize_row({**r, "status": "started"}, schema) for r in open_rows], schema=schema
-                ).to_pandas(maps_as_pydicts="strict")
+                ).to_pandas(maps_as_pydicts="strict", integer_object_nulls=True)
                 frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
         return frame
 

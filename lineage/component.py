@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import typing
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -32,7 +33,7 @@ import dagster as dg
 
 from .lakehouse import LakehouseResource
 from .provenance import source_hash
-from .recorder import ComponentRun, OutputRecord
+from .recorder import ComponentRun, MissingInputError, OutputRecord
 from .tables import SchemaPolicy, WriteMode
 
 __all__ = ["component", "ComponentSpec", "TableVersion", "component_spec", "table_name_for"]
@@ -125,6 +126,7 @@ def component(
     tags: Mapping[str, str] | None = None,
     lineage_keys: Mapping[str, str | Sequence[str]] | None = None,
     optional_output: bool = False,
+    skip_if_inputs_missing: bool | Sequence[str] = False,
     code_version: str | None = None,
     group_name: str | None = None,
     description: str | None = None,
@@ -140,6 +142,8 @@ def component(
     ``overwrite`` (default otherwise: replace the table) or ``append``.
     ``lineage_keys``: for row-level lineage, the key columns shared with each input, e.g.
     ``{"trip_features": "trip_id"}``; recorded with every run so traces still work years later.
+    ``skip_if_inputs_missing``: when an input (any, or those named) has no data at all for this
+    run (e.g. evaluation before any prediction exists), record a *skipped* run instead of failing.
     ``after_write(context, run, df)`` may return extra events (asset check results) to yield.
     """
 
@@ -160,10 +164,10 @@ def component(
             ann = hints.get(p.name, p.annotation)
             if _is_subclass(ann, ComponentRun):
                 run_param = p.name
-            elif _is_subclass(ann, dg.Config):
-                config_param = p.replace(annotation=ann)
             elif _is_subclass(ann, dg.ConfigurableResource) or _is_subclass(ann, dg.ConfigurableIOManager):
                 resource_params.append(p.replace(annotation=ann))
+            elif _is_subclass(ann, dg.Config):  # after resources: every resource is also a Config
+                config_param = p.replace(annotation=ann)
             elif p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 raise dg.DagsterInvalidDefinitionError(f"@component {asset_name}: *args/**kwargs are not supported")
             else:
@@ -188,6 +192,9 @@ def component(
             deps.append(dg.AssetDep(key, partition_mapping=spec_in.partition_mapping if spec_in else None))
 
         mode: WriteMode = write_mode or ("partition" if partitions_def is not None else "overwrite")
+        if skip_if_inputs_missing and not optional_output:
+            raise dg.DagsterInvalidDefinitionError(
+                f"@component {asset_name}: skip_if_inputs_missing needs optional_output=True")
         if mode == "partition" and partitions_def is None:
             raise dg.DagsterInvalidDefinitionError(f"@component {asset_name}: write_mode='partition' needs partitions_def")
         keys_norm = {k: [v] if isinstance(v, str) else list(v) for k, v in (lineage_keys or {}).items()}
@@ -228,6 +235,7 @@ def component(
                 tags=dict(tags or {}),
                 config=_describe_config(config_value, {p.name: kwargs.get(p.name) for p in resource_params}),
                 lineage_keys=keys_norm or None,
+                output_table=table,
             )
             run.activate()
             try:
@@ -236,7 +244,15 @@ def component(
                     parts = None
                     if partition_keys is not None and _is_partitioned_table(lake.layout.table(table_name_for(key))):
                         parts = list(context.asset_partition_keys_for_input(key.to_python_identifier()))
-                    call[pname] = recorder.read_input(run, table_name_for(key), partitions=parts)
+                    try:
+                        call[pname] = recorder.read_input(run, table_name_for(key), partitions=parts)
+                    except MissingInputError as exc:
+                        if not (skip_if_inputs_missing is True or (
+                                not isinstance(skip_if_inputs_missing, bool) and pname in skip_if_inputs_missing)):
+                            raise
+                        recorder.skip(run, f"input {pname} has no data: {exc}")
+                        context.log.warning(f"{asset_name}: skipped, {exc}")
+                        return
                 if run_param:
                     call[run_param] = run
                 for p in resource_params:
@@ -265,11 +281,14 @@ def component(
                 raise
             finally:
                 run.deactivate()
-            yield dg.Output(
-                TableVersion(table, output.path, output.version, run.run_id),
-                data_version=dg.DataVersion(f"v{output.version}"),
-                metadata=_output_metadata(run, output),
-            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dg.BetaWarning)  # data_version on Output is "beta"
+                result_event = dg.Output(
+                    TableVersion(table, output.path, output.version, run.run_id),
+                    data_version=dg.DataVersion(f"v{output.version}"),
+                    metadata=_output_metadata(run, output),
+                )
+            yield result_event
             yield from extra_events
 
         visible = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD,

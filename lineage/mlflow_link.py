@@ -14,6 +14,7 @@ the audit record.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import threading
@@ -36,6 +37,7 @@ for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_ser
     logging.getLogger(noisy).setLevel(logging.WARNING)
 
 _MAX_PARAM_VALUE = 6000
+_STORE_INIT_LOCK = threading.Lock()
 _STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "abandoned": "KILLED", "skipped": "FINISHED"}
 
 
@@ -84,7 +86,12 @@ class MlflowLink:
         self._pending = _Pending()
         self._models: dict[str, Any] = {}
         self._models_lock = threading.Lock()
-        self._ready = self._submit(self._init_store)
+        # The store is created here, in the caller's thread, not on the background thread:
+        # creating it runs alembic, whose module-global state is not thread-safe, and Dagster
+        # runs alembic too (instance storage). Once created, MLflow caches the store per URI and
+        # the background thread only issues queries.
+        with _STORE_INIT_LOCK:
+            self._init_store()
 
     @classmethod
     def get(cls, tracking_uri: str, ui_url: str, artifact_root: str | None, prefix: str = "tracelake") -> "MlflowLink":
@@ -123,12 +130,13 @@ class MlflowLink:
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        # Creates the schema of a fresh SQLite store (a few seconds, once), off the critical path.
+        # Creates (or checks) the tracking and registry schemas: a few seconds once for a fresh
+        # SQLite store, milliseconds afterwards.
         self._client.search_experiments(max_results=1)
+        self._client.search_registered_models(max_results=1)
 
     @property
     def client(self):
-        self._ready.result()
         return self._client
 
     def _experiment_id(self, component: str) -> str:
@@ -209,8 +217,16 @@ class MlflowLink:
             inputs = []
             for ds in datasets:
                 source = DeltaDatasetSource(path=ds.path, delta_table_version=ds.version)
-                meta = MetaDataset(source, name=ds.name, digest=ds.digest or f"v{ds.version}")
-                inputs.append(DatasetInput(meta._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", ds.context)]))
+                # MLflow identifies a dataset by (name, digest) per experiment: the digest must tell
+                # apart the same table name in two lakehouses and two versions of one table.
+                digest = ds.digest or hashlib.sha256(f"{ds.path}@{ds.version}".encode()).hexdigest()[:16]
+                meta = MetaDataset(source, name=ds.name, digest=digest)
+                # MLflow drops delta_table_version 0 from the source JSON (a falsy check), so the
+                # version also goes in a tag that is always there.
+                inputs.append(DatasetInput(meta._to_mlflow_entity(), tags=[
+                    InputTag("mlflow.data.context", ds.context),
+                    InputTag("tracelake.delta_version", str(ds.version)),
+                ]))
             if inputs:
                 client.log_inputs(run_id, datasets=inputs)
             client.set_terminated(run_id, status=_STATUS.get(status, "FINISHED"), end_time=end_time_ms or now)

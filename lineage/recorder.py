@@ -20,6 +20,7 @@ abandoned (and says whether its output commit landed), so a killed run never rea
 from __future__ import annotations
 
 import contextvars
+from collections import deque
 import json
 import logging
 import os
@@ -114,6 +115,7 @@ class ComponentRun:
     config: dict[str, Any]
     started_at: datetime
     lineage_keys: dict[str, list[str]] | None = None
+    planned_table: str | None = None  # where the output will go; lets reconciliation find a landed commit
     inputs: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -202,6 +204,8 @@ class Recorder:
         self.mlflow = mlflow
         self._spark_provider = spark_provider
         self.digest_files = digest_files
+        # The recorder's own cost per finished run, newest last (benchmarks, debugging overhead).
+        self.recent_timings: deque[tuple[str, str, RunTimings]] = deque(maxlen=1000)
 
     def spark(self) -> "SparkSession":
         return self._spark_provider()
@@ -222,6 +226,7 @@ class Recorder:
         tags: Mapping[str, str] | None = None,
         config: Mapping[str, Any] | None = None,
         lineage_keys: Mapping[str, Sequence[str]] | None = None,
+        output_table: str | None = None,
     ) -> ComponentRun:
         t0 = time.perf_counter()
         run = ComponentRun(
@@ -231,6 +236,7 @@ class Recorder:
             source_path=source_path, owner=owner, tags=dict(tags or {}),
             config=redact_mapping(dict(config or {})), started_at=datetime.now(timezone.utc),
             lineage_keys={k: list(v) for k, v in lineage_keys.items()} if lineage_keys else None,
+            planned_table=output_table,
         )
         self.store.journal.open_run(run.run_id, self._record(run))
         run.timings.add("audit_ms", t0)
@@ -402,6 +408,7 @@ class Recorder:
         t0 = time.perf_counter()
         final = self.store.journal.append(COMPONENT_RUNS, run.run_id, record, close_run=run.run_id)
         run.timings.add("audit_ms", t0)
+        self.recent_timings.append((run.run_id, run.component, run.timings))
         if mlflow_ids and mlflow_error is None:
             self._queue_mlflow(run, status, mlflow_ids[1])
         return final
@@ -441,8 +448,8 @@ class Recorder:
             "tags": {**run.tags, **run.extra_tags},
             "lineage_keys_json": json.dumps(run.lineage_keys, sort_keys=True) if run.lineage_keys else None,
             "inputs": run.inputs,
-            "output_table": out.table if out else None,
-            "output_path": out.path if out else None,
+            "output_table": out.table if out else run.planned_table,
+            "output_path": out.path if out else (self.layout.table(run.planned_table) if run.planned_table else None),
             "output_version": out.version if out else None,
             "output_rows": out.rows if out else None,
             "output_files": out.files if out else None,

@@ -8,6 +8,8 @@ Static options (master, memory, jars) apply only to the first session created in
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +63,9 @@ def spark_conf(settings: Settings, *, snapshot_partitions: int = 2, ui: bool = F
         "spark.sql.warehouse.dir": f"{settings.home}/_spark_warehouse",
     }
     if settings.spark_master.startswith("local"):
+        # Python workers (pandas UDFs) must run in this interpreter's environment, not PATH's.
+        conf["spark.pyspark.python"] = sys.executable
+        conf["spark.pyspark.driver.python"] = sys.executable
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
     if _LOG4J.exists():
@@ -81,6 +86,9 @@ def get_spark(settings: Settings | None = None, extra_conf: dict[str, str] | Non
         for key, value in {**spark_conf(settings), **(extra_conf or {})}.items():
             builder = builder.config(key, value)
         log.info("starting Spark (%s) - this takes ~10 s on a small machine", settings.spark_master)
+        if settings.spark_master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
         return spark
