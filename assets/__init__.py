@@ -1,0 +1,25 @@
+"""The reference pipeline: rideshare tip prediction (the mltrace paper's example).
+
+raw trips -> cleaned trips (daily ETL) -> features (daily) -> training set and model (weekly,
+registered in MLflow) -> predictions (daily batch inference) -> labels (late) -> evaluation.
+"""
+
+from .etl import cleaned_trips, raw_trips
+from .evaluation import model_evaluation
+from .faults import FaultPlan, parse_faults
+from .features import trip_features
+from .inference import tip_predictions
+from .labels import trip_labels
+from .partitions import SIM_START, daily, weekly
+from .resources import TripSimulatorResource
+from .simulation import World
+from .training import MODEL_NAME, tip_model, training_set
+
+PIPELINE_ASSETS = [raw_trips, cleaned_trips, trip_features, trip_labels, training_set, tip_model,
+                   tip_predictions, model_evaluation]
+
+__all__ = [
+    "PIPELINE_ASSETS", "raw_trips", "cleaned_trips", "trip_features", "trip_labels", "training_set",
+    "tip_model", "tip_predictions", "model_evaluation", "TripSimulatorResource", "World", "FaultPlan",
+    "parse_faults", "SIM_START", "daily", "weekly", "MODEL_NAME",
+]

@@ -1,0 +1,28 @@
+"""Cadences of the reference pipeline: daily ETL/inference/labels, weekly (Monday) retraining."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+__all__ = ["SIM_START", "daily", "weekly", "previous_two_weeks", "recent_models", "previous_week_days"]
+
+SIM_START = "2026-01-05"  # a Monday: simulated history starts here
+
+daily = dg.DailyPartitionsDefinition(start_date=SIM_START)
+weekly = dg.WeeklyPartitionsDefinition(start_date=SIM_START, day_offset=1)
+
+# allow_nonexistent_upstream_partitions is flagged beta; the windows below reach before the first
+# partition at the start of history, which must simply mean "no data yet", not an error.
+warnings.filterwarnings("ignore", message=".*allow_nonexistent_upstream_partitions.*")
+
+# A weekly training run uses the two weeks before it (offsets count downstream windows).
+previous_two_weeks = dg.TimeWindowPartitionMapping(start_offset=-2, end_offset=-1,
+                                                   allow_nonexistent_upstream_partitions=True)
+# Daily inference may use any model trained in the last eight weeks; it picks the newest.
+recent_models = dg.TimeWindowPartitionMapping(start_offset=-8, end_offset=0,
+                                              allow_nonexistent_upstream_partitions=True)
+# Daily evaluation looks at the predictions of the previous week as their labels arrive.
+previous_week_days = dg.TimeWindowPartitionMapping(start_offset=-7, end_offset=-1,
+                                                   allow_nonexistent_upstream_partitions=True)
