@@ -1,0 +1,18 @@
+"""The one Tracelake code location: what `dagster dev` (workspace.yaml) loads."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tracelake.assets import PIPELINE_ASSETS
+
+from .maintenance import audit_maintenance_job, audit_maintenance_schedule
+from .pipeline import PIPELINE_JOBS, PIPELINE_SCHEDULES
+from .resources import build_resources
+
+defs = dg.Definitions(
+    assets=PIPELINE_ASSETS,
+    jobs=[*PIPELINE_JOBS, audit_maintenance_job],
+    schedules=[*PIPELINE_SCHEDULES, audit_maintenance_schedule],
+    resources=build_resources(),
+)

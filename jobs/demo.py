@@ -1,0 +1,155 @@
+"""``tracelake demo``: run the reference pipeline over simulated days, in-process, then summarise.
+
+The demo plays each simulated day in cadence order (daily ETL and labels; on Mondays the weekly
+retrain; inference; evaluation of last week's predictions) through the real Dagster jobs on the
+embedded instance, so `dagster dev` afterwards shows every run and materialisation.
+
+A second ``tracelake demo`` continues the simulation where the first stopped (same seed and
+faults, or it refuses); ``--fresh`` starts over, and only ever deletes a lakehouse that a demo
+created.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import dagster as dg
+
+from tracelake.assets import PIPELINE_ASSETS, SIM_START, parse_faults
+from tracelake.lineage import open_lakehouse
+from tracelake.lineage.cli_support import CliError
+
+from .pipeline import daily_etl_job, daily_evaluation_job, daily_inference_job, weekly_training_job
+from .resources import local_resources
+
+__all__ = ["DemoConfig", "run_demo", "DEFAULT_FAULTS", "demo_day_plan"]
+
+STATE_FILE = "_demo/state.json"
+DEFAULT_FAULTS = ["concept_drift@2026-01-16..", "etl_bug@2026-01-20", "covariate_shift@2026-01-22.."]
+# Failures are listed in the summary and the Dagster UI; the console stays readable.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+@dataclass
+class DemoConfig:
+    seed: int = 7
+    trips_per_day: int = 2000
+    faults: list[str] = field(default_factory=lambda: list(DEFAULT_FAULTS))
+    start: str = SIM_START
+
+
+@dataclass
+class DayResult:
+    day: str
+    jobs: dict[str, str]  # job name -> SUCCESS / FAILURE
+
+
+def demo_day_plan(day: date, start: date, have_model: bool, have_recent_predictions: bool) -> list[tuple[str, str]]:
+    """(job name, partition key) to run for one simulated day, in order."""
+    plan = [(daily_etl_job.name, day.isoformat())]
+    if day.weekday() == 0 and day >= start + timedelta(days=7):
+        plan.append((weekly_training_job.name, day.isoformat()))
+        have_model = True
+    if have_model:
+        plan.append((daily_inference_job.name, day.isoformat()))
+    if have_recent_predictions:
+        plan.append((daily_evaluation_job.name, day.isoformat()))
+    return plan
+
+
+def _state_path(home: str) -> Path:
+    return Path(home) / STATE_FILE
+
+
+def _load_state(home: str) -> dict[str, Any] | None:
+    path = _state_path(home)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save_state(home: str, state: dict[str, Any]) -> None:
+    path = _state_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)  # atomic: a killed demo never leaves half a state file
+
+
+def wipe_demo(home: str) -> None:
+    root = Path(home)
+    if not root.exists():
+        return
+    if not _state_path(home).exists() and any(root.iterdir()):
+        raise CliError(f"{home} is not empty and was not created by `tracelake demo`; refusing to delete it "
+                       "(point TRACELAKE_HOME/--home at another folder)")
+    shutil.rmtree(root)
+
+
+def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
+             instance: dg.DagsterInstance | None = None, progress: bool = True,
+             on_day: Callable[[DayResult], None] | None = None) -> dict[str, Any]:
+    if days < 1:
+        raise CliError("--days must be at least 1")
+    parse_faults(config.faults)  # bad fault specs fail before anything runs
+    if fresh:
+        wipe_demo(home)
+    state = _load_state(home)
+    wanted = asdict(config)
+    if state is not None:
+        if state["config"] != wanted:
+            raise CliError(
+                f"{home} holds a demo with a different setup ({state['config']}); continue it with the same "
+                "options, or start over with --fresh")
+        first = date.fromisoformat(state["last_day"]) + timedelta(days=1)
+    else:
+        if Path(home).exists() and any(Path(home).iterdir()):
+            raise CliError(f"{home} already holds data that is not a demo; use an empty folder (--home)")
+        state = {"config": wanted, "last_day": None, "days": []}
+        first = date.fromisoformat(config.start)
+    start = date.fromisoformat(config.start)
+    last = first + timedelta(days=days - 1)
+    if last >= date.today():
+        raise CliError(f"the simulation would reach {last}, which is not in the past; use fewer --days")
+
+    resources = local_resources(home, faults=config.faults, trips_per_day=config.trips_per_day, seed=config.seed,
+                                shuffle_partitions=4)
+    defs = dg.Definitions(assets=PIPELINE_ASSETS,
+                          jobs=[daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job],
+                          resources=resources)
+    instance = instance or dg.DagsterInstance.get()
+    _save_state(home, state)
+    lake = open_lakehouse(home)
+    have_model = any(d["jobs"].get(weekly_training_job.name) == "SUCCESS" for d in state["days"])
+    prediction_days = [d["day"] for d in state["days"] if d["jobs"].get(daily_inference_job.name) == "SUCCESS"]
+
+    from tqdm import tqdm
+
+    days_iter = [first + timedelta(days=i) for i in range(days)]
+    bar = tqdm(days_iter, desc="simulating", unit="day", disable=not progress, file=sys.stderr)
+    started = time.monotonic()
+    for day in bar:
+        recent = any(day - timedelta(days=7) <= date.fromisoformat(p) < day for p in prediction_days)
+        result = DayResult(day.isoformat(), {})
+        for job_name, partition in demo_day_plan(day, start, have_model, recent):
+            bar.set_postfix_str(f"{day} {job_name}")
+            outcome = defs.resolve_job_def(job_name).execute_in_process(
+                partition_key=partition, instance=instance, raise_on_error=False, run_config=_QUIET)
+            result.jobs[job_name] = "SUCCESS" if outcome.success else "FAILURE"
+            if job_name == weekly_training_job.name and outcome.success:
+                have_model = True
+            if job_name == daily_inference_job.name and outcome.success:
+                prediction_days.append(day.isoformat())
+        state["last_day"] = day.isoformat()
+        state["days"].append({"day": result.day, "jobs": result.jobs})
+        _save_state(home, state)
+        if on_day:
+            on_day(result)
+    lake.flush()
+    return {"home": home, "first_day": first.isoformat(), "last_day": last.isoformat(),
+            "seconds": round(time.monotonic() - started, 1), "days": state["days"][-days:]}

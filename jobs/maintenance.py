@@ -1,0 +1,41 @@
+"""Audit maintenance as a scheduled Dagster job: reconcile dead runs, flush and compact."""
+
+import dagster as dg
+
+from tracelake.lineage import LakehouseResource
+from tracelake.lineage.audit_schema import AUDIT_TABLES
+from tracelake.lineage.reconcile import reconcile_mlflow, reconcile_open_runs
+
+__all__ = ["audit_maintenance_job", "audit_maintenance_schedule"]
+
+_IN_PROGRESS = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
+
+@dg.op(description="Record runs whose process died as abandoned, and finish their MLflow runs.")
+def reconcile_runs(context: dg.OpExecutionContext, lakehouse: LakehouseResource) -> int:
+    lake = lakehouse.open()
+
+    def in_progress(dagster_run_id: str) -> bool | None:
+        run = context.instance.get_run_by_id(dagster_run_id)
+        return None if run is None else run.status in _IN_PROGRESS
+
+    results = reconcile_open_runs(lake, dagster_run_in_progress=in_progress, min_age_s=60)
+    results += reconcile_mlflow(lake)
+    for r in results:
+        if r.action != "still-running":
+            context.log.warning(f"{r.component} run {r.run_id}: {r.action} ({r.detail})")
+    return sum(r.action == "abandoned" for r in results)
+
+@dg.op(description="Write the journal to the Delta audit tables, then compact and checkpoint them.")
+def flush_and_compact(context: dg.OpExecutionContext, lakehouse: LakehouseResource, abandoned: int) -> None:
+    lake = lakehouse.open()
+    written = lake.flush()
+    for table in sorted(AUDIT_TABLES):
+        lake.store.compact(table)
+    context.add_output_metadata({"flushed": sum(written.values()), "abandoned": abandoned})
+
+@dg.job(description="Hourly: reconcile abandoned runs, flush the audit journal, compact audit tables.")
+def audit_maintenance_job():
+    flush_and_compact(reconcile_runs())
+
+audit_maintenance_schedule = dg.ScheduleDefinition(job=audit_maintenance_job, cron_schedule="17 * * * *")

@@ -1,0 +1,40 @@
+"""Jobs and schedules of the reference pipeline, one per cadence."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tracelake.assets import (
+    cleaned_trips, model_evaluation, raw_trips, tip_model, tip_predictions, training_set, trip_features, trip_labels,
+)
+
+__all__ = ["daily_etl_job", "weekly_training_job", "daily_inference_job", "daily_evaluation_job",
+           "PIPELINE_JOBS", "PIPELINE_SCHEDULES"]
+
+daily_etl_job = dg.define_asset_job(
+    "daily_etl", selection=[raw_trips, cleaned_trips, trip_features, trip_labels],
+    description="Land the day's raw trips and labels, clean them and build features.",
+)
+weekly_training_job = dg.define_asset_job(
+    "weekly_training", selection=[training_set, tip_model],
+    description="Build the training set from the previous two weeks and register a new tip model.",
+)
+daily_inference_job = dg.define_asset_job(
+    "daily_inference", selection=[tip_predictions],
+    description="Score the day's trips with the newest model.",
+)
+daily_evaluation_job = dg.define_asset_job(
+    "daily_evaluation", selection=[model_evaluation],
+    description="Score last week's predictions against the labels that arrived today.",
+)
+
+PIPELINE_JOBS = [daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job]
+
+# Each schedule materialises the partition that just closed, at a time that leaves room for
+# the previous cadence to finish (ETL 01:00, training Monday 02:00, inference 03:00, evaluation 05:00).
+PIPELINE_SCHEDULES = [
+    dg.build_schedule_from_partitioned_job(daily_etl_job, hour_of_day=1),
+    dg.build_schedule_from_partitioned_job(weekly_training_job, day_of_week=1, hour_of_day=2),
+    dg.build_schedule_from_partitioned_job(daily_inference_job, hour_of_day=3),
+    dg.build_schedule_from_partitioned_job(daily_evaluation_job, hour_of_day=5),
+]
