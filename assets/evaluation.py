@@ -53,7 +53,8 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, yhat: np.ndarray) -> di
 @component(
     partitions_def=daily,
     ins={"tip_predictions": dg.AssetIn(partition_mapping=previous_week_days)},
-    lineage_keys={"tip_predictions": "trip_id", "trip_labels": "trip_id"},
+    # Output rows are aggregates per trip day and model version: that is their key upstream.
+    lineage_keys={"tip_predictions": ["trip_date=pickup_date", "model_version"], "trip_labels": ["trip_date"]},
     optional_output=True,
     skip_if_inputs_missing=True,  # nothing to evaluate before the first predictions exist
     owner="team:ml",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tracelake.lineage import cli as lineage_cli
+from tracelake.lineage import cli_lineage
 from tracelake.lineage.cli_support import CliError, OneLineErrorParser
 
 __all__ = ["main", "build_parser"]
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.set_defaults(func=_ui)
 
     lineage_cli.register(sub)
+    cli_lineage.register(sub)
     return parser
 
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import pyarrow as pa
 
 __all__ = [
-    "AUDIT_TABLES", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS",
+    "AUDIT_TABLES", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS", "FLAGS", "RETENTION_CHECKS",
     "register_audit_table", "audit_schema", "normalize_row", "canonical_json", "chain_hash",
     "encode_payload", "decode_payload", "RUN_STATUSES",
 ]
@@ -146,10 +146,45 @@ _METRICS = pa.schema([
     *CHAIN_FIELDS,
 ])
 
+FLAGS = "flags"
+_FLAGS = pa.schema([
+    pa.field("flag_id", pa.string(), nullable=False),
+    pa.field("action", pa.string()),          # "flag" | "unflag"
+    pa.field("target_flag_id", pa.string()),  # for "unflag": the flag it withdraws
+    pa.field("table_name", pa.string()),
+    pa.field("predicate", pa.string()),
+    pa.field("table_version", pa.int64()),    # the version the rows were judged at
+    pa.field("rows", pa.int64()),
+    pa.field("writer_run_ids", pa.list_(pa.string())),
+    pa.field("reason", pa.string()),
+    pa.field("flagged_by", pa.string()),
+    pa.field("flagged_at", TS),
+    *CHAIN_FIELDS,
+])
+
+RETENTION_CHECKS = "retention_checks"
+_RETENTION_CHECKS = pa.schema([
+    pa.field("check_id", pa.string(), nullable=False),
+    pa.field("table_name", pa.string()),
+    pa.field("table_path", pa.string()),
+    pa.field("kind", pa.string()),            # "data" | "audit"
+    pa.field("oldest_version", pa.int64()),
+    pa.field("latest_version", pa.int64()),
+    pa.field("run_id", pa.string()),
+    pa.field("ok", pa.bool_()),
+    pa.field("problems", pa.list_(pa.string())),
+    pa.field("log_retention", pa.string()),
+    pa.field("file_retention", pa.string()),
+    pa.field("checked_at", TS),
+    *CHAIN_FIELDS,
+])
+
 AUDIT_TABLES: dict[str, pa.Schema] = {
     COMPONENT_RUNS: _COMPONENT_RUNS,
     CHECK_RESULTS: _CHECK_RESULTS,
     METRICS: _METRICS,
+    FLAGS: _FLAGS,
+    RETENTION_CHECKS: _RETENTION_CHECKS,
 }
 
 

@@ -165,15 +165,20 @@ class AuditStore:
         cols = [data.column(f.name) if f.name in data.column_names else pa.nulls(len(data), f.type) for f in schema]
         return pa.Table.from_arrays(cols, schema=schema) if len(data) else schema.empty_table()
 
-    def read(self, table: str, include_pending: bool = True) -> pd.DataFrame:
-        """Delta rows plus unflushed journal rows, oldest first (by journal and chain position)."""
+    def read_arrow(self, table: str, include_pending: bool = True) -> pa.Table:
+        """Delta rows plus unflushed journal rows (a flushed record may briefly be in both)."""
         schema = audit_schema(table)
         parts = [self.read_delta(table)]
         if include_pending:
             pending = [e.row for e in self.journal.pending(table)]
             if pending:
                 parts.append(pa.Table.from_pylist(pending, schema=schema))
-        frame = pa.concat_tables(parts).to_pandas(maps_as_pydicts="strict", integer_object_nulls=True)
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def read(self, table: str, include_pending: bool = True) -> pd.DataFrame:
+        """Delta rows plus unflushed journal rows, oldest first (by journal and chain position)."""
+        schema = audit_schema(table)
+        frame = self.read_arrow(table, include_pending).to_pandas(maps_as_pydicts="strict", integer_object_nulls=True)
         key = schema.names[0]
         frame = frame.drop_duplicates(subset=[key, "journal_id", "chain_seq"], keep="first")
         return frame.sort_values(["recorded_at", "chain_seq"], kind="stable").reset_index(drop=True)

@@ -202,6 +202,8 @@ def component(
         if bad_keys:
             raise dg.DagsterInvalidDefinitionError(
                 f"@component {asset_name}: lineage_keys names {sorted(bad_keys)}, which are not inputs")
+        # Recorded by input *table* name: that is what a run's inputs are called years later.
+        keys_norm = {table_name_for(input_keys[k]) if k in input_keys else k: v for k, v in keys_norm.items()}
         src_hash = source_hash(func)
         try:
             src_path = inspect.getsourcefile(func)
@@ -271,6 +273,10 @@ def component(
                     context.log.warning(f"{asset_name}: no output; recorded run {run.run_id} as skipped")
                     return
                 df = _to_spark(result, lake.spark)
+                missing = sorted({spec.split("=")[0] for specs in keys_norm.values() for spec in specs} - set(df.columns))
+                if missing:
+                    raise ValueError(f"@component {asset_name} declares lineage key column(s) {missing} that its "
+                                     f"output does not have (columns: {df.columns}); fix lineage_keys")
                 output = recorder.commit_output(run, df, table=table, mode=mode, schema_policy=schema_evolution)
                 extra_events = list(after_write(context, run, df) if after_write else [])
                 recorder.succeed(run)

@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 from .settings import is_local_uri, to_local_path
 
 __all__ = ["Commit", "latest_version", "read_commit", "find_commit", "files_digest", "table_exists",
-           "PinnedFiles", "pinned_files", "partitions_at"]
+           "PinnedFiles", "pinned_files", "partitions_at", "schema_at", "schema_fingerprint"]
 
 _LOG = "_delta_log"
 
@@ -242,3 +242,21 @@ def partitions_at(uri: str, version: int, partition_column: str = "_tl_partition
     if partition_column not in dt.metadata().partition_columns:
         return None
     return sorted({p[partition_column] for p in dt.partitions()})
+
+
+def schema_at(uri: str, version: int, storage_options: dict[str, str] | None = None) -> str:
+    """The table schema (Delta JSON) as of ``version``."""
+    return DeltaTable(uri, version=version, storage_options=storage_options).schema().to_json()
+
+
+def schema_fingerprint(schema_json: str) -> tuple[str, str]:
+    """(sha256, canonical JSON) of a Delta schema: column names, types and nullability in order.
+
+    Computed from the table's own log (not from the DataFrame that was written, whose
+    nullability Delta does not keep), so the retention job can recompute it years later from
+    the log alone and compare.
+    """
+    fields = [{"name": f["name"], "type": f["type"], "nullable": bool(f.get("nullable", True))}
+              for f in json.loads(schema_json)["fields"]]
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest(), text

@@ -39,7 +39,7 @@ from .mlflow_link import DatasetRef, MlflowLink, flatten_params
 from .provenance import git_state, library_versions
 from .redact import redact_mapping, scrub_text
 from .runid import new_run_id
-from .tables import SchemaPolicy, WriteMode, read_version, schema_fingerprint, write_commit
+from .tables import SchemaPolicy, WriteMode, read_version, write_commit
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -335,7 +335,7 @@ class Recorder:
         if commit is None:
             raise RuntimeError(f"the write to {path} succeeded but no commit names run {run.run_id}; "
                                "was the table's log rewritten concurrently?")
-        schema_hash, schema_json = schema_fingerprint(written.schema)
+        schema_hash, schema_json = delta_log.schema_fingerprint(delta_log.schema_at(path, commit.version))
         digest = delta_log.files_digest(path, commit) if self.digest_files else ""
         rows = commit.rows_added
         if rows is None:

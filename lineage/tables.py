@@ -8,7 +8,6 @@ replaces exactly that partition (``replaceWhere``) in the same single commit.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,9 +19,8 @@ from .layout import PARTITION_COLUMN, RESERVED_COLUMNS, RUN_ID_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
-__all__ = ["WriteMode", "SchemaPolicy", "read_version", "write_commit", "schema_fingerprint", "TableWriteError"]
+__all__ = ["WriteMode", "SchemaPolicy", "read_version", "write_commit", "TableWriteError", "fast_pinned_reads"]
 
 log = logging.getLogger("tracelake.tables")
 
@@ -74,13 +72,6 @@ def read_version(spark: "SparkSession", path: str, version: int, partitions: Seq
 def fast_pinned_reads() -> bool:
     """``TRACELAKE_FAST_PINNED_READS=0`` forces every pinned read through Spark's Delta reader."""
     return os.environ.get("TRACELAKE_FAST_PINNED_READS", "1") not in ("0", "false", "no")
-
-
-def schema_fingerprint(schema: "StructType") -> tuple[str, str]:
-    """(sha256, canonical JSON) of a schema: names, types and nullability, in column order."""
-    fields = [{"name": f.name, "type": f.dataType.simpleString(), "nullable": bool(f.nullable)} for f in schema.fields]
-    text = json.dumps(fields, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest(), text
 
 
 def _is_retryable(exc: BaseException) -> bool:
