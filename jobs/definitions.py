@@ -6,13 +6,15 @@ import dagster as dg
 
 from tracelake.assets import PIPELINE_ASSETS
 
-from .maintenance import audit_maintenance_job, audit_maintenance_schedule
+from .maintenance import (
+    audit_maintenance_job, audit_maintenance_schedule, retention_verification_job, retention_verification_schedule,
+)
 from .pipeline import PIPELINE_JOBS, PIPELINE_SCHEDULES
 from .resources import build_resources
 
 defs = dg.Definitions(
     assets=PIPELINE_ASSETS,
-    jobs=[*PIPELINE_JOBS, audit_maintenance_job],
-    schedules=[*PIPELINE_SCHEDULES, audit_maintenance_schedule],
+    jobs=[*PIPELINE_JOBS, audit_maintenance_job, retention_verification_job],
+    schedules=[*PIPELINE_SCHEDULES, audit_maintenance_schedule, retention_verification_schedule],
     resources=build_resources(),
 )

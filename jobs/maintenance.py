@@ -6,7 +6,8 @@ from tracelake.lineage import LakehouseResource
 from tracelake.lineage.audit_schema import AUDIT_TABLES
 from tracelake.lineage.reconcile import reconcile_mlflow, reconcile_open_runs
 
-__all__ = ["audit_maintenance_job", "audit_maintenance_schedule"]
+__all__ = ["audit_maintenance_job", "audit_maintenance_schedule", "retention_verification_job",
+           "retention_verification_schedule"]
 
 _IN_PROGRESS = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
                 dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
@@ -39,3 +40,30 @@ def audit_maintenance_job():
     flush_and_compact(reconcile_runs())
 
 audit_maintenance_schedule = dg.ScheduleDefinition(job=audit_maintenance_job, cron_schedule="17 * * * *")
+
+
+@dg.op(description="Read the oldest retained version of every table and compare it with the audit record.")
+def verify_retained_history(context: dg.OpExecutionContext, lakehouse: LakehouseResource) -> None:
+    from tracelake.lineage.retention import verify_retention
+
+    results = verify_retention(lakehouse.open())
+    bad = [r for r in results if not r.ok]
+    context.add_output_metadata({
+        "tables_checked": len(results),
+        "tables_with_gaps": len(bad),
+        "problems": dg.MetadataValue.md("\n".join(f"- **{r.table}**: {'; '.join(r.problems)}" for r in bad) or "none"),
+    })
+    if bad:
+        raise dg.Failure(
+            description=f"{len(bad)} table(s) cannot prove their oldest history: "
+                        + "; ".join(f"{r.table}: {r.problems[0]}" for r in bad[:5]),
+            metadata={"tables": [r.table for r in bad]},
+        )
+
+
+@dg.job(description="Daily: prove the oldest retained version of every table is readable and matches the audit.")
+def retention_verification_job():
+    verify_retained_history()
+
+
+retention_verification_schedule = dg.ScheduleDefinition(job=retention_verification_job, cron_schedule="40 4 * * *")

@@ -199,6 +199,7 @@ class PinnedFiles:
     schema_json: str
     partition_columns: list[str]
     files: list[str]
+    partition_values: list[str | None] | None = None  # value of the partition column, per file
 
 
 _PLAIN_READER_FEATURES: set[str] = {"timestampNtz"}
@@ -224,16 +225,17 @@ def pinned_files(uri: str, version: int, partitions: Iterable[str] | None = None
 
     actions = pa.table(dt.get_add_actions(flatten=True))
     paths = actions.column("path").to_pylist()
-    wanted = set(partitions) if partitions is not None else None
     part_col = f"partition.{partition_column}"
-    if wanted is not None:
-        if part_col not in actions.column_names:
+    values = actions.column(part_col).to_pylist() if part_col in actions.column_names else None
+    if partitions is not None:
+        if values is None:
             return None
-        values = actions.column(part_col).to_pylist()
-        paths = [p for p, v in zip(paths, values) if v in wanted]
-    root = to_local_path(uri)
-    files = [str(root / unquote(p)) for p in paths]
-    return PinnedFiles(version, dt.schema().to_json(), list(dt.metadata().partition_columns), files)
+        wanted = set(partitions)
+        keep = [i for i, v in enumerate(values) if v in wanted]
+        paths, values = [paths[i] for i in keep], [values[i] for i in keep]
+    root = str(to_local_path(uri)).rstrip("/") + "/"
+    files = [root + (unquote(p) if "%" in p else p) for p in paths]
+    return PinnedFiles(version, dt.schema().to_json(), list(dt.metadata().partition_columns), files, values)
 
 
 def partitions_at(uri: str, version: int, partition_column: str = "_tl_partition") -> list[str] | None:

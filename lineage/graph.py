@@ -8,6 +8,7 @@ where mltrace's "most recent run whose outputs match" heuristic goes wrong acros
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -49,6 +50,12 @@ def parse_lineage_keys(raw: str | None) -> dict[str, list[KeyPair]]:
     return out
 
 
+def _last_before(entries: list[tuple[int, str]], version: int) -> tuple[int, str] | None:
+    """The newest (version, run) at or before ``version`` in a version-sorted list."""
+    i = bisect.bisect_right(entries, (version, "\uffff"))
+    return entries[i - 1] if i else None
+
+
 def _explode(table: pa.Table, column: str) -> pd.DataFrame:
     """One row per element of a list<struct> column, with the owning run id."""
     lists = table.column(column).combine_chunks()
@@ -73,8 +80,17 @@ class AuditIndex:
         self.inputs = _explode(table, "inputs")
         self.models = _explode(table, "models")
         self._keys_cache: dict[str, dict[str, list[KeyPair]]] = {}
+        self._key_columns: dict[str, set[str]] | None = None
+        self._input_parts = self._explode_partitions(self.inputs)
+        self._readers: dict[tuple[str, Any], list[int]] | None = None
+        self._in_run = self.inputs["run_id"].to_numpy() if not self.inputs.empty else None
+        self._in_version = self.inputs["version"].fillna(-1).to_numpy() if not self.inputs.empty else None
+        self._out_parts = dict(zip(self.runs["run_id"], (p or [] for p in table.column("output_partitions").to_pylist())))
+        self._meta = {r.run_id: r for r in self.runs[["run_id", "component", "output_table", "output_path",
+                                                      "output_version", "write_mode"]].itertuples(index=False)}
         self._records: dict[str, dict[str, Any]] = {}
         self._writes = self._build_writes(table)
+        self._per_table: dict[str, dict[str, Any]] = {}
 
     @staticmethod
     def _load(lake: Lakehouse) -> pa.Table:
@@ -94,6 +110,16 @@ class AuditIndex:
         return data
 
     @staticmethod
+    def _explode_partitions(inputs: pd.DataFrame) -> pd.DataFrame:
+        """One row per (run, input table, version, partition read); partition None = whole table."""
+        if inputs.empty:
+            return pd.DataFrame(columns=["run_id", "name", "version", "partition", "idx"])
+        tables = inputs[inputs["kind"] == "table"].copy()
+        tables["idx"] = tables.index
+        tables["partition"] = [list(p) if p is not None and len(p) else [None] for p in tables["partitions"]]
+        return tables[["run_id", "name", "version", "partition", "idx"]].explode("partition")
+
+    @staticmethod
     def _build_writes(table: pa.Table) -> pd.DataFrame:
         """One row per (run, partition) that put rows into a table: the commits that landed."""
         landed = table.filter(pc.is_valid(table.column("output_version")))
@@ -105,6 +131,13 @@ class AuditIndex:
         return frame.astype({"version": "int64"}) if len(frame) else frame
 
     # -- single runs ----------------------------------------------------------------------------
+    def meta(self, run_id: str) -> Any:
+        """(run_id, component, output_table, output_path, output_version, write_mode) - cheap."""
+        return self._meta[run_id]
+
+    def output_partitions(self, run_id: str) -> list[str]:
+        return self._out_parts.get(run_id, [])
+
     def has(self, run_id: str) -> bool:
         return run_id in self._row
 
@@ -130,10 +163,29 @@ class AuditIndex:
         return self._keys_cache[raw]
 
     # -- writers and readers ---------------------------------------------------------------------
+    def _table_writes(self, table: str) -> dict[str, Any]:
+        """Per table: partition -> [(version, run)], appends, overwrites - each sorted by version."""
+        cached = self._per_table.get(table)
+        if cached is None:
+            w = self._writes
+            w = w[w["table"] == table].sort_values("version", kind="stable")
+            parts: dict[Any, list[tuple[int, str]]] = {}
+            appends: list[tuple[int, str]] = []
+            overwrites: list[tuple[int, str]] = []
+            for row in w.itertuples(index=False):
+                if row.mode == "overwrite":
+                    overwrites.append((row.version, row.run_id))
+                elif row.mode == "append":
+                    appends.append((row.version, row.run_id))
+                else:
+                    parts.setdefault(row.partition, []).append((row.version, row.run_id))
+            cached = {"parts": parts, "appends": appends, "overwrites": overwrites,
+                      "by_version": {v: r for v, r in zip(w["version"], w["run_id"])}}
+            self._per_table[table] = cached
+        return cached
+
     def writer_of_version(self, table: str, version: int) -> str | None:
-        w = self._writes
-        hit = w[(w["table"] == table) & (w["version"] == version)]
-        return hit["run_id"].iloc[0] if len(hit) else None
+        return self._table_writes(table)["by_version"].get(version)
 
     def live_writers(self, table: str, version: int, partitions: Iterable[str] | None = None) -> list[str]:
         """Runs whose rows are in ``table`` at ``version`` (for those partitions), per the records.
@@ -141,37 +193,74 @@ class AuditIndex:
         A partition write replaces earlier writes of that partition; an overwrite replaces the
         table; appends accumulate.
         """
-        w = self._writes
-        w = w[(w["table"] == table) & (w["version"] <= version)].sort_values("version", kind="stable")
-        wanted = set(partitions) if partitions is not None else None
-        appended: list[str] = []
-        last_by_partition: dict[Any, str] = {}
-        for row in w.itertuples(index=False):
-            if row.mode == "overwrite":
-                last_by_partition, appended = {None: row.run_id}, []
-            elif row.mode == "append":
-                appended.append(row.run_id)
-            else:
-                last_by_partition[row.partition] = row.run_id
-        live = set(appended)
-        for part, run_id in last_by_partition.items():
-            if wanted is None or part is None or part in wanted:
-                live.add(run_id)
+        tw = self._table_writes(table)
+        cut = _last_before(tw["overwrites"], version)
+        floor = cut[0] if cut else -1
+        live = {run for v, run in tw["appends"] if floor < v <= version}
+        if cut:
+            live.add(cut[1])
+        keys = tw["parts"].keys() if partitions is None else [p for p in partitions if p in tw["parts"]]
+        for part in keys:
+            hit = _last_before(tw["parts"][part], version)
+            if hit and hit[0] > floor:
+                live.add(hit[1])
         return sorted(live)
 
     def rows_live_at(self, run_id: str, version: int) -> bool:
         """Are the rows ``run_id`` wrote still in its table at ``version``?"""
-        rec = self.record(run_id)
-        if rec.get("output_version") is None or int(rec["output_version"]) > version:
+        r = self._meta[run_id]
+        own = r.output_version
+        if own is None or own != own or int(own) > version:
             return False
-        return run_id in self.live_writers(rec["output_table"], version, rec["output_partitions"] or None)
+        own = int(own)
+        tw = self._table_writes(r.output_table)
+        if any(own < v <= version for v, _ in tw["overwrites"]):
+            return False
+        if r.write_mode != "partition":
+            return True  # appends and overwrites are only undone by a later overwrite (checked above)
+        for part in self._out_parts.get(run_id, []):
+            hit = _last_before(tw["parts"].get(part, []), version)
+            if hit and hit[1] != run_id:
+                return False
+        return True
 
-    def readers_of(self, table: str, min_version: int = 0) -> pd.DataFrame:
-        """Input entries (with ``run_id``) of every run that read ``table`` at ``min_version`` or later."""
-        i = self.inputs
-        if i.empty:
-            return i
-        return i[(i["kind"] == "table") & (i["name"] == table) & (i["version"] >= min_version)]
+    def _readers_index(self) -> dict[tuple[str, Any], list[int]]:
+        if self._readers is None:
+            ip = self._input_parts
+            index: dict[tuple[str, Any], list[int]] = {}
+            for name, part, idx in zip(ip["name"], ip["partition"], ip["idx"]):
+                index.setdefault((name, None if part is None or part != part else part), []).append(idx)
+            self._readers = index
+        return self._readers
+
+    def reader_entries(self, table: str, min_version: int, partitions: Iterable[str] | None) -> list[tuple[str, int]]:
+        """(run id, version read) of the runs that read ``table`` (see ``readers_of``), cheaply."""
+        if self.inputs.empty:
+            return []
+        index = self._readers_index()
+        if partitions is None:
+            idx = {i for (name, _), rows in index.items() if name == table for i in rows}
+        else:
+            idx = set(index.get((table, None), []))
+            for p in partitions:
+                idx.update(index.get((table, p), []))
+        runs, versions = self._in_run, self._in_version
+        return [(runs[i], int(versions[i])) for i in sorted(idx) if versions[i] >= min_version]
+
+    def readers_of(self, table: str, min_version: int = 0, partitions: Iterable[str] | None = None) -> pd.DataFrame:
+        """Input entries (with ``run_id``) of every run that read ``table`` at ``min_version`` or
+        later - and, given ``partitions``, read at least one of them (or the whole table)."""
+        if self.inputs.empty:
+            return self.inputs
+        index = self._readers_index()
+        if partitions is None:
+            idx = {i for (name, _), rows in index.items() if name == table for i in rows}
+        else:
+            idx = set(index.get((table, None), []))
+            for p in partitions:
+                idx.update(index.get((table, p), []))
+        hit = self.inputs.loc[sorted(idx)]
+        return hit[hit["version"] >= min_version]
 
     def model_registrar(self, name: str, version: str) -> str | None:
         m = self.models
@@ -189,13 +278,12 @@ class AuditIndex:
 
     def key_columns_of(self, table: str) -> set[str]:
         """Every column of ``table`` that some run declared as a lineage key (either side)."""
-        cols: set[str] = set()
-        for (raw, out_table), _ in self.runs.groupby(["lineage_keys_json", "output_table"], dropna=True):
-            keys = parse_lineage_keys(raw)
-            if out_table == table:
-                for pairs in keys.values():
-                    cols.update(p.out for p in pairs)
-            for name, pairs in keys.items():
-                if name == table:
-                    cols.update(p.inp for p in pairs)
-        return cols
+        if self._key_columns is None:
+            cols: dict[str, set[str]] = {}
+            pairs_seen = self.runs[["lineage_keys_json", "output_table"]].dropna().drop_duplicates()
+            for raw, out_table in pairs_seen.itertuples(index=False):
+                for name, pairs in parse_lineage_keys(raw).items():
+                    cols.setdefault(out_table, set()).update(p.out for p in pairs)
+                    cols.setdefault(name, set()).update(p.inp for p in pairs)
+            self._key_columns = cols
+        return set(self._key_columns.get(table, set()))

@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .lakehouse import Lakehouse
 from .slices import SliceError, key_strings
-from .trace import LineageWalker, TraceEdge, TraceNode, _concat
+from .trace import LineageWalker, TraceEdge, TraceNode, _concat, _group_by_run
 
 __all__ = ["impact", "ImpactResult", "parse_target"]
 
@@ -96,47 +97,46 @@ def impact(lake: Lakehouse, target: str, *, walker: LineageWalker | None = None)
         node = nodes[run_id]
         rec = index.record(run_id)
         mine = _concat(rows_of.get(run_id))
+        meta = index.meta(run_id) if index.has(run_id) else None
+        if mine is None and run_id in whole and meta is not None and meta.output_version is not None:
+            # Entered at run level: read its rows only if someone downstream read them.
+            if index.reader_entries(meta.output_table, int(meta.output_version), index.output_partitions(run_id) or None):
+                mine = walker.output_rows(run_id, index.key_columns_of(meta.output_table))
         table, version = rec.get("output_table"), rec.get("output_version")
+        out_parts = index.output_partitions(run_id) or None
         if table is not None and version is not None and mine is not None and mine.num_rows:
-            readers = index.readers_of(table, int(version))
-            for reader_entry in readers.to_dict("records"):
-                child = reader_entry["run_id"]
-                if child == run_id or not index.rows_live_at(run_id, int(reader_entry["version"])):
+            keyed: dict[tuple, list[tuple[str, str]]] = {}
+            for child, read_version in index.reader_entries(table, int(version), out_parts):
+                if child == run_id or not index.rows_live_at(run_id, read_version):
                     continue
-                parts = reader_entry.get("partitions")
-                mine_parts = rec["output_partitions"]
-                if parts is not None and len(parts) and mine_parts and not set(mine_parts) & set(parts):
-                    continue
-                child_rec = index.record(child)
-                pairs = child_rec["lineage_keys"].get(table)
-                label = f"{table}@v{int(reader_entry['version'])}"
-                if pairs:
-                    done = expanded.setdefault((run_id, child), set())
-                    values = key_strings(mine, [p.inp for p in pairs])
-                    new = [v for v in set(values.to_pylist()) if v not in done]
-                    if not new:
-                        continue
-                    done.update(new)
-                    if child_rec.get("output_version") is None:
-                        reached = None
-                    else:
-                        reached = reader.rows(child_rec["output_path"], int(child_rec["output_version"]),
-                                              index.key_columns_of(child_rec["output_table"]),
-                                              partitions=child_rec["output_partitions"] or None, run_ids=[child],
-                                              key_columns=[p.out for p in pairs], key_values=pa.array(new, pa.string()))
-                        if reached.num_rows == 0:
-                            continue
-                        matches.setdefault(child, []).append(([p.out for p in pairs], pa.array(new, pa.string())))
-                    via = "rows"
-                else:
-                    if (run_id, child) in expanded:
-                        continue
+                child_meta = index.meta(child)
+                pairs = index.lineage_keys(child).get(table)
+                label = f"{table}@v{read_version}"
+                if pairs and child_meta.output_version is not None:
+                    group = (child_meta.output_path, int(child_meta.output_version), tuple(pairs))
+                    keyed.setdefault(group, []).append((child, label))
+                elif (run_id, child) not in expanded:
                     expanded[(run_id, child)] = True
-                    reached = walker.output_rows(child, index.key_columns_of(child_rec.get("output_table") or ""))
                     whole.add(child)
-                    via = "run"
-                reach(child, node.depth + 1, reached)
-                edges.append(TraceEdge(child, run_id, via, label, rows=None if reached is None else reached.num_rows))
+                    reach(child, node.depth + 1, None)
+                    edges.append(TraceEdge(child, run_id, "run", label))
+            # Keyed children that write the same table version are checked in one read.
+            for (path, out_version, pairs), children in keyed.items():
+                values = pc.unique(key_strings(mine, [p.inp for p in pairs]))
+                ids = [c for c, _ in children]
+                parts = sorted({p for c in ids for p in index.output_partitions(c)}) or None
+                found = reader.rows(path, out_version, index.key_columns_of(index.meta(ids[0]).output_table),
+                                    partitions=parts, run_ids=ids, key_columns=[p.out for p in pairs], key_values=values)
+                labels = dict(children)
+                for child, part in _group_by_run(found):
+                    done = expanded.setdefault((run_id, child), set())
+                    new_keys = set(key_strings(part, [p.out for p in pairs]).to_pylist()) - done
+                    if not new_keys:
+                        continue
+                    done.update(new_keys)
+                    matches.setdefault(child, []).append(([p.out for p in pairs], pa.array(sorted(new_keys), pa.string())))
+                    reach(child, node.depth + 1, part)
+                    edges.append(TraceEdge(child, run_id, "rows", labels[child], rows=part.num_rows))
         for model in rec["models"]:
             if model["role"] != "registered":
                 continue
@@ -149,12 +149,9 @@ def impact(lake: Lakehouse, target: str, *, walker: LineageWalker | None = None)
                 if (model_id, child) in expanded:
                     continue
                 expanded[(model_id, child)] = True
-                child_rec = index.record(child)
-                reached = walker.output_rows(child, index.key_columns_of(child_rec.get("output_table") or ""))
                 whole.add(child)
-                reach(child, node.depth + 2, reached)
-                edges.append(TraceEdge(child, model_id, "model", f"{model['name']} v{model['version']}",
-                                       rows=None if reached is None else reached.num_rows))
+                reach(child, node.depth + 2, None)
+                edges.append(TraceEdge(child, model_id, "model", f"{model['name']} v{model['version']}"))
     for run_id, node in nodes.items():
         if node.kind == "run":
             node.rows = walker.count_rows(run_id, None if run_id in whole else matches.get(run_id))

@@ -135,32 +135,36 @@ def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionR
             if days is None or days < horizon:
                 res.problems.append(f"{what} retention is {config.get(key) or 'the Delta default'}, "
                                     f"below the {horizon:g}-day horizon")
-        try:
-            oldest = _oldest_version(path)
-            res.oldest_version = oldest
-            snapshot = DeltaTable(path, version=oldest)
-            data = snapshot.to_pyarrow_table(columns=[RUN_ID_COLUMN] if kind == "data" else None)
-        except Exception as exc:  # any failure to read old history is exactly what we report
-            res.problems.append(f"oldest version is unreadable: {str(exc).splitlines()[0][:200]}")
-            results.append(res)
-            continue
+        oldest = _oldest_version(path)
+        res.oldest_version = oldest
+        rec = None
         if kind == "data":
             commit = delta_log.read_commit(path, oldest)
-            run_id = commit.user_metadata.get("tracelake_run_id")
-            res.run_id = run_id
-            if run_id and index.has(run_id):
-                rec = index.record(run_id)
-                if rec.get("output_version") == oldest:
-                    rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), run_id)).as_py() or 0)
-                    if rec.get("output_rows") is not None and rows != rec["output_rows"]:
-                        res.problems.append(f"v{oldest} holds {rows} rows of run {run_id}; the audit recorded {rec['output_rows']}")
-                    schema_hash, _ = delta_log.schema_fingerprint(delta_log.schema_at(path, oldest))
-                    if rec.get("output_schema_hash") and schema_hash != rec["output_schema_hash"]:
-                        res.problems.append(f"v{oldest} schema hash differs from the one recorded at write time")
-                    if rec.get("content_digest") and delta_log.files_digest(path, commit) != rec["content_digest"]:
-                        res.problems.append(f"v{oldest} files differ from the digest recorded at write time")
-            elif run_id and not run_id.startswith("plain-"):
-                res.problems.append(f"v{oldest} was written by run {run_id}, which has no audit record")
+            res.run_id = commit.user_metadata.get("tracelake_run_id")
+            if res.run_id and index.has(res.run_id):
+                rec = index.record(res.run_id)
+                if rec.get("output_version") != oldest:
+                    rec = None
+            elif res.run_id and not res.run_id.startswith("plain-"):
+                res.problems.append(f"v{oldest} was written by run {res.run_id}, which has no audit record")
+            if rec is not None:
+                # File digest first: it needs only the log and the bytes, so it still speaks when
+                # a tampered file no longer even parses.
+                if rec.get("content_digest") and delta_log.files_digest(path, commit) != rec["content_digest"]:
+                    res.problems.append(f"v{oldest} files differ from the digest recorded at write time")
+                schema_hash, _ = delta_log.schema_fingerprint(delta_log.schema_at(path, oldest))
+                if rec.get("output_schema_hash") and schema_hash != rec["output_schema_hash"]:
+                    res.problems.append(f"v{oldest} schema hash differs from the one recorded at write time")
+        try:
+            data = DeltaTable(path, version=oldest).to_pyarrow_table(columns=[RUN_ID_COLUMN] if kind == "data" else None)
+        except Exception as exc:  # any failure to read old history is exactly what we report
+            res.problems.append(f"oldest version v{oldest} is unreadable: {str(exc).splitlines()[0][:200]}")
+            results.append(res)
+            continue
+        if rec is not None and rec.get("output_rows") is not None:
+            rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
+            if rows != rec["output_rows"]:
+                res.problems.append(f"v{oldest} holds {rows} rows of run {res.run_id}; the audit recorded {rec['output_rows']}")
         results.append(res)
     if record:
         now = datetime.now(timezone.utc)

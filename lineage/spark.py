@@ -61,6 +61,9 @@ def spark_conf(settings: Settings, *, snapshot_partitions: int = 2, ui: bool = F
         "spark.databricks.delta.properties.defaults.logRetentionDuration": retention,
         "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": retention,
         "spark.sql.warehouse.dir": f"{settings.home}/_spark_warehouse",
+        # Pinned reads hand Spark explicit file lists (up to a few hundred); listing them in the
+        # driver is milliseconds, a distributed listing job is seconds.
+        "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
     }
     if settings.spark_master.startswith("local"):
         # Python workers (pandas UDFs) must run in this interpreter's environment, not PATH's.

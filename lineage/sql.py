@@ -43,17 +43,16 @@ def data_tables(lake: Lakehouse) -> dict[str, str]:
     return {p.name: lake.layout.table(p.name) for p in sorted(base.iterdir()) if (p / "_delta_log").is_dir()}
 
 
-def _register(spark: "SparkSession", name: str, path: str) -> None:
-    """External table ``name`` -> ``path`` (re-pointed if it was registered elsewhere before)."""
-    rows = spark.sql(f"SHOW TABLES IN {name.split('.')[0]} LIKE '{name.split('.')[-1]}'").collect() if "." in name \
-        else spark.sql(f"SHOW TABLES LIKE '{name}'").collect()
-    if rows:
-        location = spark.sql(f"DESCRIBE DETAIL {name}").collect()[0]["location"]
+def _register(spark: "SparkSession", database: str, name: str, path: str) -> None:
+    """External table ``database.name`` -> ``path`` (re-pointed if it was registered elsewhere)."""
+    qualified = f"`{database}`.`{name}`"
+    if spark.catalog.tableExists(name, database):
+        location = spark.sql(f"DESCRIBE DETAIL {qualified}").collect()[0]["location"]
         if location.rstrip("/").removeprefix("file:") == path.rstrip("/").removeprefix("file:"):
             return
         # External tables: DROP removes the catalog entry only, never the data.
-        spark.sql(f"DROP TABLE {name}")
-    spark.sql(f"CREATE TABLE {name} USING DELTA LOCATION '{path}'")
+        spark.sql(f"DROP TABLE {qualified}")
+    spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
 
 
 def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
@@ -61,13 +60,13 @@ def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
 
     names = []
     for name, path in data_tables(lake).items():
-        _register(spark, f"`{name}`", path)
+        _register(spark, "default", name, path)
         names.append(name)
     spark.sql("CREATE DATABASE IF NOT EXISTS audit")
     for name in sorted(AUDIT_TABLES):
         path = lake.store.ensure_table(name)
         if DeltaTable.is_deltatable(path):
-            _register(spark, f"audit.`{name}`", path)
+            _register(spark, "audit", name, path)
             names.append(f"audit.{name}")
     spark.sql("""
         CREATE OR REPLACE TEMPORARY VIEW run_inputs AS

@@ -49,6 +49,8 @@ def read_version(spark: "SparkSession", path: str, version: int, partitions: Seq
     from .delta_log import pinned_files
 
     pinned = pinned_files(path, int(version), partitions) if fast_pinned_reads() else None
+    if pinned is not None and len(pinned.files) > _FAST_READ_MAX_FILES:
+        pinned = None  # many files: Spark's Delta reader (stats, parallel scan) beats a file list
     if pinned is not None:
         schema = StructType.fromJson(json.loads(pinned.schema_json))
         if pinned.files:
@@ -67,6 +69,9 @@ def read_version(spark: "SparkSession", path: str, version: int, partitions: Seq
     if not keep_reserved:
         df = df.drop(*[c for c in RESERVED_COLUMNS if c in df.columns])
     return df
+
+
+_FAST_READ_MAX_FILES = 256
 
 
 def fast_pinned_reads() -> bool:

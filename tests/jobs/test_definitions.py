@@ -17,7 +17,7 @@ def test_definitions_load_with_every_asset_job_schedule_and_resource():
     jobs = {j.name for j in defs.resolve_all_job_defs()}
     assert {"daily_etl", "weekly_training", "daily_inference", "daily_evaluation", "audit_maintenance_job"} <= jobs
     schedules = {s.name for s in defs.schedules}
-    assert len(schedules) == 5
+    assert len(schedules) == 6
     assert {"spark", "lakehouse", "mlflow", "delta_io_manager", "simulator"} <= set(defs.resources)
     for key in graph.get_all_asset_keys():
         spec = component_spec(key)
