@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from datetime import date
 
 import dagster as dg
@@ -9,6 +11,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tracelake.lineage import component
+from tracelake.monitors.tests import (
+    AllowedValues, Expression, NotNull, Range, RowCountVsHistory, Schema, Unique,
+)
 
 from .partitions import daily
 from .resources import TripSimulatorResource
@@ -16,10 +21,26 @@ from .resources import TripSimulatorResource
 __all__ = ["raw_trips", "cleaned_trips"]
 
 
+# Runbooks ship with the repository; point TRACELAKE_RUNBOOK_BASE at your wiki to link there instead.
+RUNBOOK = os.environ.get("TRACELAKE_RUNBOOK_BASE", "docs/runbooks.md")
+
+RAW_SCHEMA = {
+    "trip_id": "string", "pickup_ts": "timestamp", "dropoff_ts": "timestamp", "pickup_zone": "string",
+    "dropoff_zone": "string", "distance_km": "double", "fare_amount": "double", "passenger_count": "bigint",
+    "payment_type": "string", "vendor_id": "string",
+}
+
+
 @component(
     partitions_def=daily,
     optional_output=True,
     schema_evolution="merge",  # bronze keeps whatever arrived; declared checks decide what passes
+    checks=[
+        # Blocking: a feed that changed shape must not flow into the ETL (downstream is skipped).
+        Schema(RAW_SCHEMA, non_null=["trip_id", "pickup_ts"], blocking=True,
+               runbook_url=f"{RUNBOOK}#raw-trips-schema"),
+        Unique("trip_id", severity="error"),
+    ],
     owner="team:data-eng",
     group_name="ingestion",
     tags={"layer": "bronze"},
@@ -45,10 +66,27 @@ def raw_trips(context: dg.AssetExecutionContext, simulator: TripSimulatorResourc
     owner="team:data-eng",
     group_name="etl",
     tags={"layer": "silver"},
+    checks=[
+        # Invalid rows are kept aside in cleaned_trips__quarantine, with the rules they broke.
+        Expression("positive_distance", "distance_km > 0", quarantine=True, max_fail_rate=0.01),
+        Expression("positive_duration", "duration_min > 0", quarantine=True, max_fail_rate=0.01),
+        Expression("positive_fare", "fare_amount > 0", quarantine=True, max_fail_rate=0.01),
+        NotNull("passenger_count", quarantine=True, max_fail_rate=0.01),
+        # Not blocking in the reference pipeline, so the demo's bad ETL day has predictions to
+        # trace; in production make it blocking=True.
+        Range("fare_amount", 2.5, 400, max_fail_rate=0.01, runbook_url=f"{RUNBOOK}#fare-range"),
+        AllowedValues("payment_type", ["card", "cash", "app"]),
+        Unique("trip_id"),
+        RowCountVsHistory(tolerance=0.35, window=7),
+    ],
 )
 def cleaned_trips(context: dg.AssetExecutionContext, raw_trips: DataFrame,
                   simulator: TripSimulatorResource) -> DataFrame:
-    """Typed, validated trips: one row per trip with a positive distance, fare and duration."""
+    """Typed, validated trips: one row per trip with a positive distance, fare and duration.
+
+    Rows that break a validity rule are not dropped: they go to ``cleaned_trips__quarantine``
+    with the names of the rules they broke (declared below, evaluated by the recorder).
+    """
     day = date.fromisoformat(context.partition_key)
     df = raw_trips.select(
         F.col("trip_id").cast("string"),
@@ -64,10 +102,6 @@ def cleaned_trips(context: dg.AssetExecutionContext, raw_trips: DataFrame,
     )
     df = df.withColumn("duration_min", (F.col("dropoff_ts").cast("long") - F.col("pickup_ts").cast("long")) / 60.0)
     df = df.withColumn("pickup_date", F.to_date("pickup_ts"))
-    df = df.where(
-        (F.col("distance_km") > 0) & (F.col("fare_amount") > 0) & F.col("passenger_count").isNotNull()
-        & (F.col("duration_min") > 0)
-    )
     if simulator.world().faults.active("etl_bug", day):
         # Injected fault: a release that switched fares to cents in this ETL step.
         df = df.withColumn("fare_amount", F.round(F.col("fare_amount") * 100, 0))

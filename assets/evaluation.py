@@ -1,88 +1,67 @@
-"""Daily evaluation as late labels arrive: precision, recall, AUC per trip day and slice."""
+"""Late-label evaluation: every day, score the last week's predictions against every label that
+has arrived so far, per trip day, model version and slice, revising earlier figures as more
+labels land."""
 
 from __future__ import annotations
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
+from tracelake.monitors.evaluation import METRICS, evaluate_window, metric_rows
 
 from .frames import spark_frame
-from .partitions import daily, previous_week_days
+from .inference import TIP_METRICS
+from .partitions import daily, previous_week_days, recent_labels
+from .training import MODEL_NAME
 
-__all__ = ["model_evaluation", "EVALUATION_SCHEMA", "SLICES", "classification_metrics"]
+__all__ = ["model_evaluation", "EVALUATION_SCHEMA"]
 
-SLICES = ("pickup_zone", "payment_type")
-
-EVALUATION_SCHEMA = T.StructType([
-    T.StructField("eval_date", T.StringType(), False),
-    T.StructField("trip_date", T.StringType(), False),
-    T.StructField("model_version", T.StringType(), False),
-    T.StructField("slice_key", T.StringType(), False),
-    T.StructField("slice_value", T.StringType(), False),
-    T.StructField("n", T.LongType(), False),
-    T.StructField("precision", T.DoubleType(), True),
-    T.StructField("recall", T.DoubleType(), True),
-    T.StructField("roc_auc", T.DoubleType(), True),
-    T.StructField("log_loss", T.DoubleType(), True),
-    T.StructField("predicted_positive_rate", T.DoubleType(), True),
-    T.StructField("observed_tip_rate", T.DoubleType(), True),
-    T.StructField("mean_tip_probability", T.DoubleType(), True),
-])
-
-
-def classification_metrics(y: np.ndarray, p: np.ndarray, yhat: np.ndarray) -> dict[str, float | None]:
-    from sklearn.metrics import log_loss, precision_score, recall_score, roc_auc_score
-
-    both = len(np.unique(y)) == 2
-    return {
-        "n": int(len(y)),
-        "precision": float(precision_score(y, yhat, zero_division=0)) if yhat.any() else None,
-        "recall": float(recall_score(y, yhat, zero_division=0)) if y.any() else None,
-        "roc_auc": float(roc_auc_score(y, p)) if both else None,
-        "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])) if len(y) else None,
-        "predicted_positive_rate": float(yhat.mean()) if len(y) else None,
-        "observed_tip_rate": float(y.mean()) if len(y) else None,
-        "mean_tip_probability": float(p.mean()) if len(y) else None,
-    }
+EVALUATION_SCHEMA = T.StructType(
+    [T.StructField("eval_date", T.StringType(), False), T.StructField("trip_date", T.StringType(), False),
+     T.StructField("model_version", T.StringType(), False), T.StructField("slice_key", T.StringType(), False),
+     T.StructField("slice_value", T.StringType(), False)]
+    + [T.StructField(m, T.DoubleType(), True) for m in METRICS]
+)
 
 
 @component(
     partitions_def=daily,
-    ins={"tip_predictions": dg.AssetIn(partition_mapping=previous_week_days)},
+    ins={"tip_predictions": dg.AssetIn(partition_mapping=previous_week_days),
+         "trip_labels": dg.AssetIn(partition_mapping=recent_labels)},
     # Output rows are aggregates per trip day and model version: that is their key upstream.
     lineage_keys={"tip_predictions": ["trip_date=pickup_date", "model_version"], "trip_labels": ["trip_date"]},
     optional_output=True,
-    skip_if_inputs_missing=True,  # nothing to evaluate before the first predictions exist
+    skip_if_inputs_missing=["tip_predictions"],  # nothing to evaluate before the first predictions
     owner="team:ml",
     group_name="evaluation",
 )
-def model_evaluation(context: dg.AssetExecutionContext, trip_labels: DataFrame, tip_predictions: DataFrame,
+def model_evaluation(context: dg.AssetExecutionContext, tip_predictions: DataFrame, trip_labels: DataFrame,
                      run: ComponentRun):
-    """Joins the labels that arrived today with last week's predictions and scores them.
+    """The declared metrics of tip_predictions (precision, recall, ROC AUC, log loss, calibration,
+    positive rate, prediction bias, label coverage) for each of the last seven trip days.
 
-    One row per (trip day, model version, slice); the overall figures of the day are also
-    logged as this run's metrics (and so appear in MLflow and as Dagster metadata).
+    Each run recomputes the whole window from all labels arrived by its day, so a trip day's
+    figures are revised as late labels land (the newest evaluation of a day is current). The
+    figures also go to ``audit.metrics`` for SLAs and anomaly detection.
     """
-    joined = tip_predictions.join(trip_labels.select("trip_id", "tipped", "trip_date"), "trip_id", "inner")
-    data = joined.select("trip_date", "model_version", "pickup_zone", "payment_type", "tip_probability",
-                         "predicted_tip", "tipped").toPandas()
-    if data.empty:
+    spec = TIP_METRICS
+    preds = tip_predictions.select(spec.key, spec.score, spec.prediction, spec.time, spec.model_version,
+                                   *spec.slices).toPandas()
+    if preds.empty:
         return None
-    rows = []
-    for (trip_date, version), group in data.groupby(["trip_date", "model_version"]):
-        slices = [("all", "all", group)]
-        for key in SLICES:
-            slices += [(key, str(value), g) for value, g in group.groupby(key)]
-        for key, value, g in slices:
-            m = classification_metrics(g["tipped"].to_numpy().astype(int), g["tip_probability"].to_numpy(),
-                                       g["predicted_tip"].to_numpy().astype(int))
-            rows.append({"eval_date": context.partition_key, "trip_date": trip_date, "model_version": version,
-                         "slice_key": key, "slice_value": value, **m})
-    overall = classification_metrics(data["tipped"].to_numpy().astype(int), data["tip_probability"].to_numpy(),
-                                     data["predicted_tip"].to_numpy().astype(int))
-    run.log_metrics({k: v for k, v in overall.items() if v is not None})
-    return spark_frame(run.spark, pd.DataFrame(rows), EVALUATION_SCHEMA)
+    labels = trip_labels.select(spec.key, spec.label).toPandas()
+    frame = evaluate_window(preds, labels, spec)
+    run.log_window_metrics(metric_rows(frame, spec, model_name=MODEL_NAME), component="tip_predictions",
+                           source="evaluation")
+    overall = frame[(frame["slice_key"] == "all")]
+    covered = overall[overall["label_coverage"].fillna(0) > 0]
+    if not covered.empty:
+        latest = covered.sort_values("time").iloc[-1]
+        run.log_metrics({f"latest_{k}": float(latest[k]) for k in ("recall", "precision", "roc_auc", "label_coverage")
+                         if latest[k] is not None and latest[k] == latest[k]})
+    out = frame.rename(columns={"time": "trip_date"})
+    out.insert(0, "eval_date", context.partition_key)
+    return spark_frame(run.spark, pd.DataFrame(out), EVALUATION_SCHEMA)

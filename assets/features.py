@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tracelake.lineage import component
+from tracelake.monitors.tests import NullRate, Range
 
 from .partitions import daily
 
@@ -23,6 +24,11 @@ FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
     owner="team:ml",
     group_name="features",
     tags={"layer": "gold"},
+    checks=[
+        NullRate("fare_per_km", 0.0),
+        Range("avg_speed_kmh", 1, 150, max_fail_rate=0.02, severity="warn"),
+        Range("pickup_hour", 0, 23),
+    ],
 )
 def trip_features(cleaned_trips: DataFrame) -> DataFrame:
     """Model features per trip: time of day, distance, fare, speed, zone and payment type."""

@@ -9,11 +9,19 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
+from tracelake.monitors.evaluation import LabelledPredictions
+from tracelake.monitors.tests import ActionLimit, InputFreshness, Range, Unique
 
 from .features import FEATURE_COLUMNS
 from .partitions import daily, recent_models
 
-__all__ = ["tip_predictions", "PREDICTION_SCHEMA"]
+__all__ = ["tip_predictions", "PREDICTION_SCHEMA", "TIP_METRICS"]
+
+# The ML metrics declared for the predictions: computed by model_evaluation once labels arrive.
+TIP_METRICS = LabelledPredictions(
+    key="trip_id", label="tipped", score="tip_probability", prediction="predicted_tip", time="pickup_date",
+    model_version="model_version", slices=("pickup_zone", "payment_type", "pickup_hour"),
+)
 
 PREDICTION_SCHEMA = T.StructType([
     T.StructField("trip_id", T.StringType(), False),
@@ -38,6 +46,15 @@ PREDICTION_SCHEMA = T.StructType([
     owner="team:ml",
     group_name="inference",
     kinds={"spark", "mlflow", "delta"},
+    metadata={"tracelake/ml_metrics": ", ".join(TIP_METRICS.metrics), "tracelake/labels": "trip_labels.tipped"},
+    checks=[
+        Range("tip_probability", 0, 1),
+        Unique("trip_id"),
+        # Action limit: one day's batch may not move the share of predicted tippers by more than
+        # 15 points against the last week; the rate is also logged as a metric with history.
+        ActionLimit("positive_rate", "avg(CASE WHEN predicted_tip THEN 1.0 ELSE 0.0 END)", 0.15, window=7),
+        InputFreshness(inputs=["trip_features"]),  # the 8-week model lookback is not a feed
+    ],
 )
 def tip_predictions(trip_features: DataFrame, tip_model: DataFrame, run: ComponentRun) -> DataFrame:
     """Tip probability for every trip of the day, from the newest model trained before it."""

@@ -8,6 +8,7 @@ import dagster as dg
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
+from tracelake.monitors.tests import Expression, Unique
 
 from .frames import spark_frame
 from .partitions import daily
@@ -20,6 +21,7 @@ LABEL_SCHEMA = T.StructType([
     T.StructField("trip_date", T.StringType(), False),
     T.StructField("tipped", T.BooleanType(), False),
     T.StructField("tip_amount", T.DoubleType(), False),
+    T.StructField("fare_amount", T.DoubleType(), False),
     T.StructField("label_date", T.StringType(), False),
 ])
 
@@ -29,6 +31,11 @@ LABEL_SCHEMA = T.StructType([
     owner="team:data-eng",
     group_name="ingestion",
     tags={"layer": "bronze"},
+    checks=[
+        Unique("trip_id"),
+        # A relation between columns: a tip larger than three fares is a processor error.
+        Expression("tip_at_most_3x_fare", "tip_amount <= fare_amount * 3", quarantine=True, max_fail_rate=0.01),
+    ],
 )
 def trip_labels(context: dg.AssetExecutionContext, simulator: TripSimulatorResource, run: ComponentRun):
     """Tip outcomes that arrived on this day (normally for trips two days earlier).

@@ -6,7 +6,8 @@ import warnings
 
 import dagster as dg
 
-__all__ = ["SIM_START", "daily", "weekly", "previous_two_weeks", "recent_models", "previous_week_days"]
+__all__ = ["SIM_START", "daily", "weekly", "previous_two_weeks", "recent_models", "previous_week_days",
+           "recent_labels"]
 
 SIM_START = "2026-01-05"  # a Monday: simulated history starts here
 
@@ -26,3 +27,6 @@ recent_models = dg.TimeWindowPartitionMapping(start_offset=-8, end_offset=0,
 # Daily evaluation looks at the predictions of the previous week as their labels arrive.
 previous_week_days = dg.TimeWindowPartitionMapping(start_offset=-7, end_offset=-1,
                                                    allow_nonexistent_upstream_partitions=True)
+# ... against every label that arrived in the last ten days, today's included.
+recent_labels = dg.TimeWindowPartitionMapping(start_offset=-10, end_offset=0,
+                                              allow_nonexistent_upstream_partitions=True)

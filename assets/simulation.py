@@ -122,8 +122,10 @@ class World:
         fare = np.abs(trips["fare_amount"].to_numpy(dtype=float))
         weekend = float(day.weekday() >= 5)
         drift = self.faults.active("concept_drift", day) is not None
-        card_effect, night_effect = (0.1, -0.9) if drift else (1.8, 0.5)
-        logit = (-1.3 + card_effect * card + 1.2 * app - 2.0 * cash + 0.04 * fare + 0.5 * night_effect * night
+        # The drift moves tipping from card to cash riders: what the model learned to call a
+        # tipper no longer is one, and real tippers are predicted not to tip (recall falls).
+        card_effect, cash_effect, app_effect = (-0.8, 2.2, 0.0) if drift else (1.8, -2.0, 1.2)
+        logit = (-1.3 + card_effect * card + app_effect * app + cash_effect * cash + 0.04 * fare + 0.25 * night
                  + 0.3 * weekend + trips["pickup_zone"].map(zone_habit).fillna(0).to_numpy())
         return 1 / (1 + np.exp(-logit))
 
@@ -147,6 +149,7 @@ class World:
             "trip_date": trip_day.isoformat(),
             "tipped": tipped,
             "tip_amount": tip_amount,
+            "fare_amount": np.abs(trips["fare_amount"].to_numpy(dtype=float)),
             "label_date": (trip_day + timedelta(days=delay)).isoformat(),
         })
         return frame[keep].reset_index(drop=True)
@@ -160,4 +163,4 @@ class World:
             out = self.outcomes(trip_day)
             frames.append(out[out["label_date"] == day.isoformat()])
         frame = pd.concat(frames, ignore_index=True)
-        return frame.astype({"tipped": bool, "tip_amount": float})
+        return frame.astype({"tipped": bool, "tip_amount": float, "fare_amount": float})

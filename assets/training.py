@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
+from tracelake.monitors.tests import InputFreshness, RowCountVsHistory
 
 from .features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from .frames import spark_frame
@@ -31,6 +32,7 @@ MODEL_NAME = "tip_model"
     lineage_keys={"trip_features": "trip_id", "trip_labels": "trip_id"},
     owner="team:ml",
     group_name="training",
+    checks=[InputFreshness(max_missing_partitions=0), RowCountVsHistory(tolerance=0.5, window=4, min_history=2)],
 )
 def training_set(trip_features: DataFrame, trip_labels: DataFrame) -> DataFrame:
     """Features of the previous two weeks joined with the tip labels that had arrived by then."""

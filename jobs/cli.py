@@ -10,6 +10,7 @@ from pathlib import Path
 from tracelake.lineage import cli as lineage_cli
 from tracelake.lineage import cli_lineage
 from tracelake.lineage.cli_support import CliError, OneLineErrorParser
+from tracelake.monitors import cli as monitors_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lineage_cli.register(sub)
     cli_lineage.register(sub)
+    monitors_cli.register(sub)
     return parser
 
 

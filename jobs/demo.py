@@ -26,6 +26,7 @@ from tracelake.assets import PIPELINE_ASSETS, SIM_START, parse_faults
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.cli_support import CliError
 
+from .monitoring import monitoring_checks, monitoring_job
 from .pipeline import daily_etl_job, daily_evaluation_job, daily_inference_job, weekly_training_job
 from .resources import local_resources
 
@@ -119,8 +120,9 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
 
     resources = local_resources(home, faults=config.faults, trips_per_day=config.trips_per_day, seed=config.seed,
                                 shuffle_partitions=4)
-    defs = dg.Definitions(assets=PIPELINE_ASSETS,
-                          jobs=[daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job],
+    defs = dg.Definitions(assets=PIPELINE_ASSETS, asset_checks=[monitoring_checks],
+                          jobs=[daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job,
+                                monitoring_job],
                           resources=resources)
     instance = instance or dg.DagsterInstance.get()
     _save_state(home, state)
@@ -145,6 +147,12 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
                 have_model = True
             if job_name == daily_inference_job.name and outcome.success:
                 prediction_days.append(day.isoformat())
+        # Monitoring runs "the next morning" of the simulated day, so SLAs are judged in simulated time.
+        as_of = f"{day + timedelta(days=1)}T07:00:00+00:00"
+        outcome = defs.resolve_job_def(monitoring_job.name).execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={**_QUIET, "ops": {"evaluate_monitoring": {"config": {"as_of": as_of}}}})
+        result.jobs[monitoring_job.name] = "SUCCESS" if outcome.success else "FAILURE"
         state["last_day"] = day.isoformat()
         state["days"].append({"day": result.day, "jobs": result.jobs})
         _save_state(home, state)

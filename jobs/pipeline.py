@@ -8,23 +8,31 @@ from tracelake.assets import (
     cleaned_trips, model_evaluation, raw_trips, tip_model, tip_predictions, training_set, trip_features, trip_labels,
 )
 
+from .monitoring import monitoring_checks
+
+
+def _assets(*assets: dg.AssetsDefinition) -> dg.AssetSelection:
+    """The assets and their declared tests - not the SLA checks, which the monitoring job runs."""
+    return dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(monitoring_checks)
+
+
 __all__ = ["daily_etl_job", "weekly_training_job", "daily_inference_job", "daily_evaluation_job",
            "PIPELINE_JOBS", "PIPELINE_SCHEDULES"]
 
 daily_etl_job = dg.define_asset_job(
-    "daily_etl", selection=[raw_trips, cleaned_trips, trip_features, trip_labels],
+    "daily_etl", selection=_assets(raw_trips, cleaned_trips, trip_features, trip_labels),
     description="Land the day's raw trips and labels, clean them and build features.",
 )
 weekly_training_job = dg.define_asset_job(
-    "weekly_training", selection=[training_set, tip_model],
+    "weekly_training", selection=_assets(training_set, tip_model),
     description="Build the training set from the previous two weeks and register a new tip model.",
 )
 daily_inference_job = dg.define_asset_job(
-    "daily_inference", selection=[tip_predictions],
+    "daily_inference", selection=_assets(tip_predictions),
     description="Score the day's trips with the newest model.",
 )
 daily_evaluation_job = dg.define_asset_job(
-    "daily_evaluation", selection=[model_evaluation],
+    "daily_evaluation", selection=_assets(model_evaluation),
     description="Score last week's predictions against the labels that arrived today.",
 )
 

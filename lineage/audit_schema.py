@@ -95,6 +95,9 @@ _COMPONENT_RUNS = pa.schema([
     pa.field("output_schema_json", pa.string()),
     pa.field("content_digest", pa.string()),
     pa.field("write_mode", pa.string()),
+    pa.field("quarantine_table", pa.string()),     # rows that failed a quarantining test went here
+    pa.field("quarantine_version", pa.int64()),
+    pa.field("quarantined_rows", pa.int64()),
     pa.field("models", pa.list_(_MODEL)),
     pa.field("metrics", pa.map_(pa.string(), pa.float64())),
     pa.field("mlflow_experiment_id", pa.string()),
@@ -199,11 +202,20 @@ def register_audit_table(name: str, schema: pa.Schema) -> None:
     AUDIT_TABLES[name] = schema
 
 
+_FALLBACKS: list = []  # callables name -> schema | None (the journal's saved schemas)
+
+
 def audit_schema(name: str) -> pa.Schema:
-    try:
-        return AUDIT_TABLES[name]
-    except KeyError:
-        raise KeyError(f"unknown audit table {name!r}; known: {sorted(AUDIT_TABLES)}") from None
+    schema = AUDIT_TABLES.get(name)
+    if schema is None:
+        for lookup in _FALLBACKS:
+            schema = lookup(name)
+            if schema is not None:
+                AUDIT_TABLES[name] = schema
+                break
+    if schema is None:
+        raise KeyError(f"unknown audit table {name!r}; known: {sorted(AUDIT_TABLES)}")
+    return schema
 
 
 # --- journal payload encoding ---------------------------------------------------------------

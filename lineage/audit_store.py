@@ -87,7 +87,7 @@ class AuditStore:
         """Write every journaled record to its Delta table; returns records written per table."""
         written: dict[str, int] = {}
         with self._flush_lock():
-            names = list(tables) if tables is not None else sorted(AUDIT_TABLES)
+            names = list(tables) if tables is not None else sorted(set(AUDIT_TABLES) | set(self.journal.tables_pending()))
             for table in names:
                 entries = self.journal.pending(table)
                 if not entries:

@@ -24,6 +24,7 @@ Return ``None`` from a component declared ``optional_output=True`` to record a *
 from __future__ import annotations
 
 import inspect
+import time
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import dagster as dg
 
 from .lakehouse import LakehouseResource
 from .provenance import source_hash
+from .checks import CheckContext, check_result_rows, evaluate_checks, quarantine_counts, split_quarantine
 from .recorder import ComponentRun, MissingInputError, OutputRecord
 from .tables import SchemaPolicy, WriteMode
 
@@ -132,6 +134,7 @@ def component(
     description: str | None = None,
     kinds: set[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    checks: Sequence[Any] = (),
     check_specs: Sequence[dg.AssetCheckSpec] | None = None,
     after_write: Callable[[Any, ComponentRun, Any], Sequence[Any]] | None = None,
     **asset_kwargs: Any,
@@ -144,6 +147,10 @@ def component(
     ``{"trip_features": "trip_id"}``; recorded with every run so traces still work years later.
     ``skip_if_inputs_missing``: when an input (any, or those named) has no data at all for this
     run (e.g. evaluation before any prediction exists), record a *skipped* run instead of failing.
+    ``checks``: declared tests (see ``tracelake.monitors.tests``) evaluated on the rows written,
+    in one Spark pass, at every materialisation; each is a Dagster asset check (``blocking``
+    ones stop downstream in the run), and every result is stored with the run. Tests declared
+    ``quarantine=True`` divert failing rows to ``<table>__quarantine`` instead of dropping them.
     ``after_write(context, run, df)`` may return extra events (asset check results) to yield.
     """
 
@@ -204,6 +211,11 @@ def component(
                 f"@component {asset_name}: lineage_keys names {sorted(bad_keys)}, which are not inputs")
         # Recorded by input *table* name: that is what a run's inputs are called years later.
         keys_norm = {table_name_for(input_keys[k]) if k in input_keys else k: v for k, v in keys_norm.items()}
+        names = [c.name for c in checks]
+        if len(set(names)) != len(names):
+            raise dg.DagsterInvalidDefinitionError(f"@component {asset_name}: two checks share a name: {names}")
+        all_specs = [dg.AssetCheckSpec(c.name, asset=own_key, blocking=bool(c.blocking), description=c.description)
+                     for c in checks] + list(check_specs or [])
         src_hash = source_hash(func)
         try:
             src_path = inspect.getsourcefile(func)
@@ -277,7 +289,31 @@ def component(
                 if missing:
                     raise ValueError(f"@component {asset_name} declares lineage key column(s) {missing} that its "
                                      f"output does not have (columns: {df.columns}); fix lineage_keys")
-                output = recorder.commit_output(run, df, table=table, mode=mode, schema_policy=schema_evolution)
+                produced = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+                halves = None
+                if any(getattr(c, "quarantine", False) and c.row_condition() for c in checks):
+                    try:
+                        halves = split_quarantine(checks, df.persist())
+                    except Exception as exc:  # a rule names a column the output lacks (schema break)
+                        df.unpersist()
+                        context.log.error(f"{asset_name}: rows not quarantined, a rule cannot be evaluated: {exc}")
+                if halves is not None:
+                    good, bad = halves
+                    quarantined, by_rule = quarantine_counts(
+                        bad, [c.name for c in checks if getattr(c, "quarantine", False) and c.row_condition()])
+                    recorder.commit_quarantine(run, bad, table=f"{table}__quarantine", mode=mode, rows=quarantined)
+                    output = recorder.commit_output(run, good, table=table, mode=mode, schema_policy=schema_evolution)
+                    df.unpersist()
+                else:
+                    quarantined, by_rule = 0, {}
+                    output = recorder.commit_output(run, df, table=table, mode=mode, schema_policy=schema_evolution)
+                results = []
+                if checks:
+                    t_checks = time.perf_counter()
+                    ctx = CheckContext(run, lake, output, quarantined, produced, by_rule)
+                    results = evaluate_checks(checks, ctx)
+                    recorder.record_checks(check_result_rows(run, results))
+                    run.timings.add("checks_ms", t_checks)
                 extra_events = list(after_write(context, run, df) if after_write else [])
                 recorder.succeed(run)
             except BaseException as exc:
@@ -295,6 +331,13 @@ def component(
                     metadata=_output_metadata(run, output),
                 )
             yield result_event
+            for r in results:
+                yield dg.AssetCheckResult(
+                    asset_key=own_key, check_name=r.name, passed=bool(r.passed),
+                    severity=dg.AssetCheckSeverity.ERROR if r.severity == "error" else dg.AssetCheckSeverity.WARN,
+                    metadata=_check_metadata(r, run.run_id),
+                    description=r.description,
+                )
             yield from extra_events
 
         visible = [inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -331,7 +374,7 @@ def component(
             tags=dict(tags or {}),
             metadata=asset_metadata,
             output_required=not optional_output,
-            check_specs=check_specs,
+            check_specs=all_specs or None,
             **asset_kwargs,
         )(body)
 
@@ -370,6 +413,23 @@ def _describe_config(config: Any, resources: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
+def _check_metadata(result: Any, run_id: str) -> dict[str, Any]:
+    md: dict[str, Any] = {"tracelake_run_id": dg.MetadataValue.text(run_id)}
+    if result.observed_value is not None:
+        md["observed"] = dg.MetadataValue.float(float(result.observed_value))
+    if result.observed_text:
+        md["observed_detail"] = dg.MetadataValue.text(result.observed_text)
+    if result.threshold_value is not None:
+        md["threshold"] = dg.MetadataValue.float(float(result.threshold_value))
+    if result.threshold_text:
+        md["threshold_detail"] = dg.MetadataValue.text(result.threshold_text)
+    if result.failing_rows is not None:
+        md["failing_rows"] = dg.MetadataValue.int(int(result.failing_rows))
+    if result.runbook_url:
+        md["runbook"] = dg.MetadataValue.url(result.runbook_url)
+    return md
+
+
 def _output_metadata(run: ComponentRun, output: OutputRecord) -> dict[str, Any]:
     md: dict[str, Any] = {
         "table": dg.MetadataValue.path(output.path),
@@ -385,6 +445,9 @@ def _output_metadata(run: ComponentRun, output: OutputRecord) -> dict[str, Any]:
         "schema_hash": dg.MetadataValue.text(output.schema_hash[:16]),
         "trace": dg.MetadataValue.md(f"`tracelake run show {run.run_id}`"),
     }
+    if run.quarantine is not None:
+        md["quarantined_rows"] = dg.MetadataValue.int(int(run.quarantine.rows or 0))
+        md["quarantine_table"] = dg.MetadataValue.path(run.quarantine.path)
     for metric, value in run.metrics.items():
         md[f"metric/{metric}"] = dg.MetadataValue.float(float(value))
     return md

@@ -20,7 +20,7 @@ from deltalake import DeltaTable
 
 from .settings import is_local_uri, to_local_path
 
-__all__ = ["Commit", "latest_version", "read_commit", "find_commit", "files_digest", "table_exists",
+__all__ = ["empty_partitions", "empty_commit", "Commit", "latest_version", "read_commit", "find_commit", "files_digest", "table_exists",
            "PinnedFiles", "pinned_files", "partitions_at", "schema_at", "schema_fingerprint"]
 
 _LOG = "_delta_log"
@@ -262,3 +262,41 @@ def schema_fingerprint(schema_json: str) -> tuple[str, str]:
               for f in json.loads(schema_json)["fields"]]
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def empty_partitions(uri: str, version: int, candidates: Iterable[str], max_scan: int = 5000) -> set[str]:
+    """Which of ``candidates`` were materialised *empty* at or before ``version``.
+
+    A partition with no files is either one that never arrived or one whose run legitimately
+    wrote zero rows (no labels came in that day). Only a commit naming the partition tells
+    them apart; this reads the log newest-first, and only runs when something looks missing.
+    """
+    wanted = set(candidates)
+    found: set[str] = set()
+    for v in range(version, max(-1, version - max_scan), -1):
+        if not wanted - found:
+            break
+        try:
+            commit = read_commit(uri, v)
+        except FileNotFoundError:
+            break
+        part = commit.user_metadata.get("partition")
+        if part in wanted and not commit.adds:
+            found.add(part)
+    return found
+
+
+def empty_commit(uri: str, user_metadata: str, storage_options: dict[str, str] | None = None) -> None:
+    """Commit nothing but a commitInfo naming the run.
+
+    Spark's Delta writer makes no commit for an empty append to an existing table; a run that
+    legitimately produced no rows (no labels arrived today) must still be one version.
+    """
+    import pyarrow as pa
+    from deltalake import CommitProperties, write_deltalake
+
+    dt = DeltaTable(uri, storage_options=storage_options)
+    schema = pa.schema(dt.schema().to_arrow())
+    write_deltalake(uri, schema.empty_table(), mode="append", storage_options=storage_options,
+                    partition_by=list(dt.metadata().partition_columns) or None,
+                    commit_properties=CommitProperties(custom_metadata={"userMetadata": user_metadata}))

@@ -100,11 +100,15 @@ class ReviewEntry:
 
 
 def _comparison_predicate(walker: LineageWalker, flagged: dict[str, Any], window: int) -> str | None:
-    """Unflagged rows of the same period: the same table and version, NOT the predicate, in the
-    partitions around the flagged writers' partitions (``window`` each side)."""
+    """Unflagged outputs of the same period: rows of the same table version written by *other*
+    runs, in the partitions around the flagged writers' partitions (``window`` each side).
+
+    Other runs, not merely other rows: the unflagged rows of a flagged run share its whole
+    lineage, and counting them as "good" would clear the very run that is wrong."""
     index = walker.index
     parts = sorted({index.runs.at[r, "partition_key"] for r in flagged["writer_run_ids"] if index.has(r)} - {None})
-    base = f"NOT ({flagged['predicate']})"
+    writers = ", ".join("'" + r.replace("'", "''") + "'" for r in flagged["writer_run_ids"])
+    base = f"{_quote('_tl_run_id')} NOT IN ({writers})"
     if not parts:
         return base
     rec = index.record(flagged["writer_run_ids"][0])
@@ -123,7 +127,7 @@ def _changed_since_previous(walker: LineageWalker, run_id: str) -> list[str]:
                    & runs["status"].isin(["succeeded", "failed"])]
     if earlier.empty:
         return []
-    prev = earlier.sort_values("run_id").iloc[-1]
+    prev = earlier.sort_index().iloc[-1]
     changed = []
     if prev["source_hash"] != r["source_hash"]:
         changed.append("code")
@@ -167,7 +171,8 @@ def review(lake: Lakehouse, *, since: datetime | None = None, until: datetime | 
                                    len(flagged_sets), len(unflagged_sets), node.checks,
                                    _changed_since_previous(walker, run_id) if walker.index.has(run_id) else [],
                                    depth.get(run_id, 0)))
-    entries.sort(key=lambda e: (-e.score, -len(e.failed_checks), -len(e.changed), -e.in_flagged, -e.depth, e.run_id))
+    entries.sort(key=lambda e: (-e.score, -sum(c["severity"] == "error" for c in e.failed_checks),
+                                -len(e.failed_checks), -len(e.changed), -e.in_flagged, -e.depth, e.run_id))
     return entries
 
 

@@ -86,7 +86,11 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "journal.sqlite"
         self._local = threading.local()
+        self._schemas_saved: set[str] = set()
         self.journal_id = self._init()
+        from .audit_schema import _FALLBACKS
+
+        _FALLBACKS.append(self.saved_schema)
 
     # -- connection handling ---------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -153,6 +157,7 @@ class Journal:
                     close_run: str | None = None) -> list[dict[str, Any]]:
         """Chain several records of one table in one durable transaction (one fsync)."""
         schema = audit_schema(table)
+        self._remember_schema(table, schema)
         out: list[dict[str, Any]] = []
         with self._tx() as tx:
             head = tx.execute("SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (table,)).fetchone()
@@ -179,6 +184,32 @@ class Journal:
             if close_run is not None:
                 tx.execute("DELETE FROM open_runs WHERE run_id=?", (close_run,))
         return out
+
+    def _remember_schema(self, table: str, schema: Any) -> None:
+        """Keep each table's schema with its records, so a process that never imported the
+        package defining the table (e.g. alerts, defined in monitors) can still flush them."""
+        key = f"schema:{table}"
+        if key in self._schemas_saved:
+            return
+        if self.meta(key) is None:
+            import base64
+
+            self.set_meta(key, base64.b64encode(schema.serialize().to_pybytes()).decode())
+        self._schemas_saved.add(key)
+
+    def saved_schema(self, table: str) -> Any:
+        import base64
+
+        import pyarrow as pa
+
+        try:
+            raw = self.meta(f"schema:{table}")
+        except sqlite3.OperationalError:
+            return None  # a journal of a lakehouse that no longer exists cannot know the table
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw))) if raw else None
+
+    def tables_pending(self) -> list[str]:
+        return [r[0] for r in self._connect().execute("SELECT DISTINCT tbl FROM entries ORDER BY tbl").fetchall()]
 
     def pending(self, table: str | None = None, limit: int | None = None) -> list[JournalEntry]:
         sql = "SELECT seq, tbl, key, chain_seq, payload, created_at FROM entries"

@@ -75,6 +75,7 @@ class RunTimings:
     audit_ms: float = 0.0      # journal writes
     lineage_ms: float = 0.0    # version pinning, commit lookup, digests, schema hash
     mlflow_ms: float = 0.0     # time spent waiting for MLflow on the critical path
+    checks_ms: float = 0.0     # declared tests (one Spark pass) and recording their results
 
     def add(self, name: str, started: float) -> None:
         setattr(self, name, getattr(self, name) + (time.perf_counter() - started) * 1000)
@@ -122,6 +123,7 @@ class ComponentRun:
     extra_tags: dict[str, str] = field(default_factory=dict)
     timings: RunTimings = field(default_factory=RunTimings)
     output: OutputRecord | None = None
+    quarantine: OutputRecord | None = None
     status: str = "started"
     _mlflow: Any = None  # Future[(experiment_id, run_id)]
     _token: Any = None
@@ -133,6 +135,16 @@ class ComponentRun:
     def log_metrics(self, values: Mapping[str, float]) -> None:
         for k, v in values.items():
             self.log_metric(k, v)
+
+    def log_window_metrics(self, rows: Sequence[Mapping[str, Any]], *, component: str | None = None,
+                           source: str = "component") -> None:
+        """Metrics over a time window and slice (e.g. recall of one day's predictions for one
+        zone), chained into ``audit.metrics`` with this run's id. ``component`` names what the
+        metric is about when it is not this component (an evaluation scores the predictions)."""
+        now = datetime.now(timezone.utc)
+        self.recorder.record_metrics([{
+            "metric_id": new_run_id(), "run_id": self.run_id, "component": component or self.component,
+            "partition_key": self.partition_key, "source": source, "computed_at": now, **dict(r)} for r in rows])
 
     def set_tag(self, key: str, value: Any) -> None:
         self.extra_tags[str(key)] = scrub_text(str(value))
@@ -279,6 +291,10 @@ class Recorder:
             present_all = set(self._partitions_at(path, pinned))
             present = [p for p in partitions if p in present_all]
             missing = [p for p in partitions if p not in present_all]
+            if missing:
+                # Materialised with zero rows is not "never arrived".
+                empty = delta_log.empty_partitions(path, pinned, missing)
+                missing = [p for p in missing if p not in empty]
             if missing and (not present or not allow_missing_partitions):
                 raise MissingInputError(
                     f"input {name!r} has no data for partition(s) {', '.join(missing[:5])}"
@@ -324,14 +340,16 @@ class Recorder:
             existing = set(self._partitions_at(path, before)) if before is not None else set()
             replace = bool(existing & set(partitions))
         run.timings.add("lineage_ms", t0)
-        written = write_commit(
-            self.spark(), path, df, run_id=run.run_id, mode=mode, partitions=partitions,
-            schema_policy=schema_policy, replace_existing=replace,
-            user_metadata={"tracelake_run_id": run.run_id, "component": run.component,
-                           "partition": run.partition_key, "dagster_run_id": run.dagster_run_id},
-        )
+        user_metadata = {"tracelake_run_id": run.run_id, "component": run.component,
+                         "partition": run.partition_key, "dagster_run_id": run.dagster_run_id}
+        written = write_commit(self.spark(), path, df, run_id=run.run_id, mode=mode, partitions=partitions,
+                               schema_policy=schema_policy, replace_existing=replace, user_metadata=user_metadata)
         t1 = time.perf_counter()
         commit = delta_log.find_commit(path, run.run_id, oldest=(before + 1) if before is not None else 0)
+        if commit is None and before is not None:
+            # An empty output appended to an existing table: Spark skipped the commit.
+            delta_log.empty_commit(path, json.dumps(user_metadata, sort_keys=True))
+            commit = delta_log.find_commit(path, run.run_id, oldest=before + 1)
         if commit is None:
             raise RuntimeError(f"the write to {path} succeeded but no commit names run {run.run_id}; "
                                "was the table's log rewritten concurrently?")
@@ -351,6 +369,35 @@ class Recorder:
             self._check_no_concurrent_partition_write(path, run, commit.version, before, partitions)
         run.timings.add("lineage_ms", t1)
         return run.output
+
+    def commit_quarantine(self, run: ComponentRun, df: "DataFrame", *, table: str, mode: WriteMode,
+                          rows: int | None = None) -> OutputRecord | None:
+        """Rows that failed a quarantining test: one commit to ``table`` (nothing is dropped).
+
+        No bad rows: nothing is written, unless an earlier run of the same partition left
+        quarantined rows, which this run's (empty) quarantine then replaces."""
+        path = self.layout.table(table)
+        partitions = run.partition_keys if mode == "partition" else None
+        before = delta_log.latest_version(path)
+        if (rows if rows is not None else df.limit(1).count()) == 0:
+            stale = before is not None and mode == "partition" and bool(
+                set(delta_log.partitions_at(path, before) or []) & set(partitions or []))
+            if not stale:
+                run.quarantine = OutputRecord(table=table, path=path, version=before if before is not None else -1,
+                                              rows=0, files=0, bytes=0, partitions=partitions, schema_hash="",
+                                              schema_json="", content_digest="", write_mode=mode)
+                return None
+        write_commit(self.spark(), path, df, run_id=run.run_id, mode="append" if mode == "overwrite" else mode,
+                     partitions=partitions, schema_policy="merge",
+                     user_metadata={"tracelake_run_id": run.run_id, "component": run.component,
+                                    "partition": run.partition_key, "quarantine": True})
+        commit = delta_log.find_commit(path, run.run_id, oldest=(before + 1) if before is not None else 0)
+        if commit is None:
+            raise RuntimeError(f"the quarantine write to {path} succeeded but no commit names run {run.run_id}")
+        run.quarantine = OutputRecord(table=table, path=path, version=commit.version, rows=commit.rows_added,
+                                      files=len(commit.adds), bytes=commit.bytes_added, partitions=partitions,
+                                      schema_hash="", schema_json="", content_digest="", write_mode=mode)
+        return run.quarantine
 
     def _check_no_concurrent_partition_write(self, path: str, run: ComponentRun, version: int,
                                             before: int | None, partitions: Sequence[str]) -> None:
@@ -459,6 +506,9 @@ class Recorder:
             "output_schema_json": out.schema_json if out else None,
             "content_digest": out.content_digest if out else None,
             "write_mode": out.write_mode if out else None,
+            "quarantine_table": run.quarantine.table if run.quarantine else None,
+            "quarantine_version": run.quarantine.version if run.quarantine and run.quarantine.files else None,
+            "quarantined_rows": run.quarantine.rows if run.quarantine else None,
             "models": run.models,
             "metrics": run.metrics,
             "host": socket.gethostname(),

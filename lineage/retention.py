@@ -137,13 +137,18 @@ def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionR
                                     f"below the {horizon:g}-day horizon")
         oldest = _oldest_version(path)
         res.oldest_version = oldest
-        rec = None
+        rec, quarantine, expected = None, False, None
         if kind == "data":
             commit = delta_log.read_commit(path, oldest)
             res.run_id = commit.user_metadata.get("tracelake_run_id")
+            quarantine = bool(commit.user_metadata.get("quarantine"))
             if res.run_id and index.has(res.run_id):
                 rec = index.record(res.run_id)
-                if rec.get("output_version") != oldest:
+                if quarantine:
+                    # The run's quarantine commit: only its row count was recorded.
+                    expected = rec.get("quarantined_rows")
+                    rec = None
+                elif rec.get("output_version") != oldest:
                     rec = None
             elif res.run_id and not res.run_id.startswith("plain-"):
                 res.problems.append(f"v{oldest} was written by run {res.run_id}, which has no audit record")
@@ -161,6 +166,10 @@ def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionR
             res.problems.append(f"oldest version v{oldest} is unreadable: {str(exc).splitlines()[0][:200]}")
             results.append(res)
             continue
+        if kind == "data" and quarantine and res.run_id and index.has(res.run_id) and expected is not None:
+            rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
+            if rows != expected:
+                res.problems.append(f"v{oldest} holds {rows} quarantined rows of run {res.run_id}; the audit recorded {expected}")
         if rec is not None and rec.get("output_rows") is not None:
             rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
             if rows != rec["output_rows"]:

@@ -59,12 +59,15 @@ def lake(home, spark):
 SCENARIO_FAULTS = [
     "late_labels@2026-01-08:2",
     "missing_labels@2026-01-09:0.5",
+    "late_labels@2026-01-13:2",        # a prediction day whose labels land two days late
     "etl_bug@2026-01-14",
-    "concept_drift@2026-01-15..",
+    "missing_labels@2026-01-15:0.5",
+    "concept_drift@2026-01-16..2026-01-17",
     "covariate_shift@2026-01-16..",
     "missing_partition@2026-01-18",
+    "schema_break@2026-01-21",
 ]
-SCENARIO_DAYS = 16  # 2026-01-05 .. 2026-01-20: two retrains (Jan 12, Jan 19)
+SCENARIO_DAYS = 17  # 2026-01-05 .. 2026-01-21: two retrains (Jan 12, Jan 19), monitoring every morning
 
 
 @pytest.fixture(scope="session")

@@ -150,3 +150,32 @@ def test_a_warm_walker_answers_repeated_questions_from_memory(scenario):
     first = trace(scenario["lake"], "tip_predictions", f"pickup_date = '{BUG_DAY}'", walker=walker)
     again = trace(scenario["lake"], "tip_predictions", f"pickup_date = '{BUG_DAY}'", walker=walker)
     assert set(first.nodes) == set(again.nodes)
+
+
+def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(scenario, tmp_path):
+    import shutil
+
+    from tracelake.lineage import open_lakehouse
+    from tracelake.lineage.flags import active_flags, flag, review, unflag, upstream_checks
+
+    copy = tmp_path / "flagged"  # flags are writes: keep the shared scenario untouched
+    shutil.copytree(scenario["home"], copy, ignore=shutil.ignore_patterns("mlflow"))
+    lake = open_lakehouse(str(copy))
+    bad_etl = _run(lake, "cleaned_trips", BUG_DAY)["run_id"]
+    f1 = flag(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND pickup_zone IN ('Airport', 'Midtown')",
+              "tip probabilities look wrong for long trips", by="oncall")
+    flag(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND payment_type = 'cash'", "cash tips predicted",
+         by="oncall")
+    assert f1["rows"] > 0 and len(active_flags(lake)) == 2
+    ranking = review(lake)
+    top = ranking[0]
+    assert top.run_id == bad_etl, [(e.component, e.partition_key, e.score, e.why) for e in ranking[:5]]
+    assert top.in_flagged == 2 and top.in_unflagged == 0
+    assert "fare_amount_range" in top.why
+    shared = next(e for e in ranking if e.component == "tip_model")
+    assert shared.score <= 0  # the model is behind every prediction, flagged or not: not the first place to look
+    # The failed checks upstream of the flagged slice, in the window.
+    failed = upstream_checks(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}'")
+    assert any(c["check"] == "fare_amount_range" and c["run_id"] == bad_etl for c in failed)
+    unflag(lake, f1["flag_id"], "false alarm for Midtown")
+    assert len(active_flags(lake)) == 1

@@ -1,0 +1,219 @@
+"""Cost of declared tests (issue: monitors).
+
+Part 1 - a 10-million-row table, the same eight rules, two engines, one run, each engine in
+its own process so peak memory is its own:
+  * Spark: Tracelake's runner (every rule in one aggregation pass) on Spark local[2];
+  * pandas: the same rules with pandera (lazy validation) on the same data loaded into pandas.
+Both must report the same failing-row counts per rule; the script checks that and prints wall
+time and peak memory (Spark's includes the JVM, which does the work).
+
+Part 2 - overhead of all declared tests of each reference-pipeline component as a share of its
+materialisation time, over a few simulated days.
+
+Run:  .venv/bin/python benchmarks/checks_cost.py [--rows 10000000] [--days 8]
+Targets: Spark at least 2x faster than pandas and less memory; tests <= 25% of materialisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RULES = ["amount_range", "tip_range", "distance_range", "status_allowed", "code_pattern", "tip_le_3x_amount",
+         "order_id_not_null", "order_id_unique"]
+
+
+def make_data(path: str, rows: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    chunk = 1_000_000
+    writer = None
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        ids = np.arange(start, start + n)
+        amount = np.round(rng.gamma(4, 6, n), 2)
+        amount[rng.random(n) < 0.001] = -1.0                       # out of range
+        tip = np.round(amount * rng.uniform(0, 0.3, n), 2)
+        tip[rng.random(n) < 0.0005] = 999.0                        # breaks tip <= 3 x amount
+        status = np.array(["open", "paid", "void"])[rng.integers(0, 3, n)]
+        status[rng.random(n) < 0.0002] = "???"
+        code = np.char.add(np.array(["ABC-", "XYZ-", "QRS-"])[rng.integers(0, 3, n)],
+                           rng.integers(10, 99, n).astype(str))
+        code[rng.random(n) < 0.0003] = "bad"
+        order_id = np.char.add("o-", ids.astype(str)).astype(object)
+        order_id[rng.random(n) < 0.0001] = None
+        if start == 0:
+            order_id[5] = order_id[6]                              # one duplicate key
+        table = pa.table({"order_id": pa.array(order_id, pa.string()), "amount": amount, "tip": tip,
+                          "distance": np.round(rng.gamma(2, 3, n), 2), "status": status, "code": code,
+                          "vendor": rng.integers(0, 50, n), "ts": rng.integers(1_700_000_000, 1_800_000_000, n)})
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+
+
+def spark_rules():
+    from tracelake.monitors.tests import AllowedValues, Expression, NotNull, Pattern, Range, Unique
+
+    return [Range("amount", 0, 10_000), Range("tip", 0, 1000), Range("distance", 0, 500),
+            AllowedValues("status", ["open", "paid", "void"]), Pattern("code", r"^[A-Z]{3}-\d{2}$"),
+            Expression("tip_le_3x_amount", "tip <= amount * 3"), NotNull("order_id"), Unique("order_id")]
+
+
+def run_spark(path: str) -> dict:
+    os.environ.setdefault("TRACELAKE_SPARK_MASTER", "local[2]")
+    os.environ.setdefault("TRACELAKE_SPARK_DRIVER_MEMORY", "3g")
+    from tracelake.lineage import get_spark, load_settings
+    from tracelake.lineage.checks import CheckContext, evaluate_checks
+
+    spark = get_spark(load_settings(home=tempfile.mkdtemp()))
+    spark.range(10).count()  # session start is not the rules' cost
+
+    class FileContext(CheckContext):  # the runner, fed a table read straight from Parquet
+        def __init__(self, df, rows):
+            super().__init__(run=None, lake=None, output=None)
+            self.__dict__["written"] = df
+            self._rows = rows
+
+        @property
+        def rows(self):
+            return self._rows
+
+    t = time.perf_counter()
+    df = spark.read.parquet(path)
+    ctx = FileContext(df, 0)
+    ctx.output = type("O", (), {"rows": None})()
+    results = evaluate_checks(spark_rules(), ctx)
+    seconds = time.perf_counter() - t
+    failing = {r.name: int(r.failing_rows or 0) for r in results}
+    spark.stop()
+    spark.sparkContext._gateway.shutdown()  # let the JVM exit so its peak RSS is counted below
+    return {"seconds": seconds, "failing": failing}
+
+
+def run_pandas(path: str) -> dict:
+    import pandas as pd
+    import pandera.pandas as pa_pd
+
+    t = time.perf_counter()
+    frame = pd.read_parquet(path)
+    schema = pa_pd.DataFrameSchema({
+        "amount": pa_pd.Column(float, pa_pd.Check.in_range(0, 10_000, name="amount_range")),
+        "tip": pa_pd.Column(float, pa_pd.Check.in_range(0, 1000, name="tip_range")),
+        "distance": pa_pd.Column(float, pa_pd.Check.in_range(0, 500, name="distance_range")),
+        "status": pa_pd.Column(str, pa_pd.Check.isin(["open", "paid", "void"], name="status_allowed")),
+        "code": pa_pd.Column(str, pa_pd.Check.str_matches(r"^[A-Z]{3}-\d{2}$", name="code_pattern")),
+        "order_id": pa_pd.Column(str, nullable=True, unique=True),
+    }, checks=[pa_pd.Check(lambda d: d["tip"] <= d["amount"] * 3, name="tip_le_3x_amount")])
+    failing = {r: 0 for r in RULES}
+    by_column = {"amount": "amount_range", "tip": "tip_range", "distance": "distance_range",
+                 "status": "status_allowed", "code": "code_pattern"}
+    try:
+        schema.validate(frame, lazy=True)
+    except pa_pd.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        for (column, check), group in cases.groupby(["column", "check"], dropna=False):
+            if check == "tip_le_3x_amount":
+                continue  # a frame-wide check: counted once per row below
+            if check == "field_uniqueness":
+                # pandera lists every row of a duplicated key; Tracelake counts the extra rows.
+                failing["order_id_unique"] = int(len(group) - group["failure_case"].nunique())
+            elif column in by_column:
+                failing[by_column[column]] = int(len(group))
+        frame_wide = cases[cases["check"] == "tip_le_3x_amount"]
+        failing["tip_le_3x_amount"] = int(frame_wide["index"].nunique())
+    failing["order_id_not_null"] = int(frame["order_id"].isna().sum())
+    seconds = time.perf_counter() - t
+    return {"seconds": seconds, "failing": failing}
+
+
+def _child(engine: str, path: str) -> None:
+    out = run_spark(path) if engine == "spark" else run_pandas(path)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the JVM, once it has exited
+    out["peak_rss_mb"] = (own + kids) / 1024 if engine == "spark" else own / 1024
+    out["python_rss_mb"], out["jvm_rss_mb"] = own / 1024, kids / 1024
+    print("RESULT " + json.dumps(out))
+
+
+def overhead(days: int) -> list[dict]:
+    import dagster as dg
+
+    from tracelake.jobs.demo import DemoConfig, run_demo
+    from tracelake.lineage import open_lakehouse
+
+    home = tempfile.mkdtemp(prefix="tracelake-checks-")
+    run_demo(home, days, DemoConfig(trips_per_day=2000, faults=[]), instance=dg.DagsterInstance.ephemeral(),
+             progress=False)
+    lake = open_lakehouse(home)
+    runs = lake.store.component_runs().set_index("run_id")
+    per: dict[str, list[tuple[float, float]]] = {}
+    for run_id, component, timings in lake.recorder.recent_timings:
+        if timings.checks_ms and run_id in runs.index and runs.at[run_id, "status"] == "succeeded":
+            per.setdefault(component, []).append((timings.checks_ms, float(runs.at[run_id, "duration_ms"])))
+    rows = []
+    for component, pairs in sorted(per.items()):
+        checks, total = sum(c for c, _ in pairs), sum(t for _, t in pairs)
+        rows.append({"component": component, "runs": len(pairs), "checks_ms": checks / len(pairs),
+                     "materialisation_ms": total / len(pairs), "share": checks / total})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=8)
+    parser.add_argument("--child", choices=["spark", "pandas"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results") / "checks_cost.json"))
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.data)
+        return 0
+    data = str(Path(tempfile.mkdtemp(prefix="tracelake-rules-")) / "orders.parquet")
+    t = time.time()
+    make_data(data, args.rows)
+    print(f"{args.rows:,} rows x 8 columns written in {time.time() - t:.0f} s ({Path(data).stat().st_size / 1e6:.0f} MB Parquet)")
+    results = {}
+    for engine in ("spark", "pandas"):
+        proc = subprocess.run([sys.executable, __file__, "--child", engine, "--data", data], capture_output=True, text=True)
+        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode != 0 or not line:
+            print(f"{engine} failed:\n{proc.stderr[-2000:]}")
+            return 1
+        results[engine] = json.loads(line[0][7:])
+    same = results["spark"]["failing"] == results["pandas"]["failing"]
+    s, p = results["spark"], results["pandas"]
+    print(f"\nEight declared rules on {args.rows:,} rows (same answers: {'yes' if same else 'NO'})")
+    print(f"  Spark local[2] (one pass)   {s['seconds']:7.1f} s   peak {s['peak_rss_mb']:7.0f} MB "
+          f"(JVM {s['jvm_rss_mb']:.0f} MB + Python {s['python_rss_mb']:.0f} MB)")
+    print(f"  pandas + pandera            {p['seconds']:7.1f} s   peak {p['peak_rss_mb']:7.0f} MB")
+    print(f"  ratio: Spark {p['seconds'] / s['seconds']:.2f}x faster, {s['peak_rss_mb'] / p['peak_rss_mb']:.2f}x the memory "
+          "(targets: >= 2x faster, < 1x memory)")
+    if not same:
+        print(f"  failing rows differ: spark {s['failing']} pandas {p['failing']}")
+    print(f"  failing rows per rule: {s['failing']}")
+    rows = overhead(args.days)
+    print(f"\nDeclared tests as a share of materialisation time, reference pipeline, {args.days} days x 2,000 trips")
+    for r in rows:
+        print(f"  {r['component']:16s} {r['runs']:3d} runs  tests {r['checks_ms']:7.0f} ms of {r['materialisation_ms']:7.0f} ms"
+              f"  = {r['share']:.0%} (target <= 25%)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"rules": results, "same_answers": same, "overhead": rows}, indent=2))
+    print(f"  written to {args.out}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
