@@ -33,7 +33,13 @@ from .resources import local_resources
 __all__ = ["DemoConfig", "run_demo", "DEFAULT_FAULTS", "demo_day_plan"]
 
 STATE_FILE = "_demo/state.json"
-DEFAULT_FAULTS = ["concept_drift@2026-01-16..", "etl_bug@2026-01-20", "covariate_shift@2026-01-22.."]
+# The demo's story: a late-label day, an ETL bug, two days of concept drift, a new zone, a
+# missing feed and a schema break - each one found by a check, an SLA, a trace or an impact.
+DEFAULT_FAULTS = [
+    "late_labels@2026-01-13:2", "etl_bug@2026-01-14", "missing_labels@2026-01-15:0.5",
+    "concept_drift@2026-01-16..2026-01-17", "covariate_shift@2026-01-16..", "missing_partition@2026-01-18",
+    "schema_break@2026-01-21",
+]
 # Failures are listed in the summary and the Dagster UI; the console stays readable.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

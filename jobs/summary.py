@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tracelake.lineage import open_lakehouse
+from tracelake.lineage import CHECK_RESULTS, open_lakehouse
 from tracelake.lineage.cli_support import format_table
 from tracelake.lineage.verify import verify_lakehouse
+from tracelake.monitors.alerts import AlertManager
+from tracelake.monitors.watch import stored_anomalies
 
 __all__ = ["print_summary"]
 
@@ -32,6 +34,23 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
         for rec in failed.sort_values("run_id").to_dict("records")[:10]:
             print(f"  {rec['run_id']}  {rec['component']} {rec['partition_key']}: {str(rec['error_message'])[:120]}",
                   file=out)
+    checks = lake.store.read(CHECK_RESULTS)
+    if not checks.empty:
+        bad = checks[~checks["passed"].astype(bool)]
+        print(f"\nDeclared tests: {len(checks)} evaluated, {len(bad)} failed or warned.", file=out)
+        for rec in bad.sort_values("evaluated_at").to_dict("records")[:8]:
+            print(f"  {rec['severity'].upper():5s} {rec['component']} {rec['partition_key']} {rec['check_name']}: "
+                  f"{str(rec['observed_text'])[:90]}", file=out)
+    alerts = AlertManager(lake).alerts()
+    if alerts:
+        print(f"\nAlerts ({sum(a.status != 'resolved' for a in alerts)} open, "
+              f"{sum(a.status == 'resolved' for a in alerts)} resolved):", file=out)
+        for a in alerts:
+            print(f"  {a.status:8s} {a.policy} on {a.component} (x{a.occurrences}): {a.message[:100]}", file=out)
+    anomalies = stored_anomalies(lake)
+    if not anomalies.empty:
+        print(f"\nAnomalies stored (not paged): " + ", ".join(
+            f"{m} x{n}" for m, n in anomalies["monitor"].value_counts().items()), file=out)
     report = verify_lakehouse(lake)
     print(f"\nAudit check: {'OK' if report.ok else 'PROBLEMS'} - {report.checked_records} chained records, "
           f"{report.checked_runs} outputs matched to their Delta commits.", file=out)
@@ -39,6 +58,9 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
         print(f"  - {problem}", file=out)
     example = runs[(runs["component"] == "tip_predictions") & (runs["status"] == "succeeded")] if not runs.empty else runs
     run_id = example.sort_values("run_id").iloc[-1]["run_id"] if len(example) else "<run id>"
+    bad_etl = checks[(checks["check_name"] == "fare_amount_range") & ~checks["passed"].astype(bool)] \
+        if not checks.empty else checks
+    bad_day = bad_etl.iloc[0]["partition_key"] if len(bad_etl) else None
     db = Path(home) / "mlflow" / "mlflow.db"
     q = shlex.quote
     print(f"""
@@ -47,5 +69,13 @@ Look at it:
                                               (or: .venv/bin/tracelake ui)  then open http://127.0.0.1:3000
   MLflow UI (one experiment per component):   .venv/bin/mlflow ui --backend-store-uri {q('sqlite:///' + str(db))} --port 5000
   Latest prediction run, everything recorded: .venv/bin/tracelake run show {run_id}
-  Runs of a component over time:              .venv/bin/tracelake runs --component cleaned_trips
+  Runs of a component over time:              .venv/bin/tracelake history cleaned_trips
+  Alerts and failed tests:                    .venv/bin/tracelake alerts --status all; .venv/bin/tracelake checks --failed
   Integrity of the audit log:                 .venv/bin/tracelake audit verify""", file=out)
+    if bad_day:
+        bad_run = bad_etl.iloc[0]["run_id"]
+        print(f"""
+Follow the ETL bug of {bad_day}:
+  .venv/bin/tracelake trace tip_predictions --where "pickup_date = '{bad_day}' AND pickup_zone = 'Airport'"
+  .venv/bin/tracelake impact {bad_run}
+  .venv/bin/tracelake sql "SELECT _tl_partition, avg(fare_amount) FROM cleaned_trips GROUP BY 1 ORDER BY 1\"""", file=out)
