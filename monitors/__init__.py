@@ -1,21 +1,41 @@
 """Monitors: declared tests, ML metrics with late labels, SLAs, anomaly detection on metric
-history, and alerts. Reusable: no particular pipeline is known here."""
+history, alerts, and drift. Reusable: no particular pipeline is known here.
 
-from .alerts import AlertManager, AlertPolicy
-from .anomaly import RollingBand, SeasonalBand, StaticThreshold, detect
-from .channels import AlertChannelsResource, SmtpChannel, WebhookChannel
-from .evaluation import LabelledPredictions, evaluate_window
-from .sla import MetricSLA, ReadyBy, VolumeVsWeekday
-from .tests import (
-    ActionLimit, AllowedValues, Expression, InputFreshness, NotNull, NullRate, Pattern, Range, RowCountVsHistory,
-    Schema, Unique,
-)
-from .watch import BlockedPipelinePolicy, MetricMonitor, watch
+Names are imported lazily: Spark's Python workers import ``tracelake.monitors.profiles`` for
+every profiling task, and should not pay for Dagster and the lineage package to do so.
+"""
 
-__all__ = [
-    "AlertManager", "AlertPolicy", "RollingBand", "SeasonalBand", "StaticThreshold", "detect",
-    "AlertChannelsResource", "SmtpChannel", "WebhookChannel", "LabelledPredictions", "evaluate_window",
-    "MetricSLA", "ReadyBy", "VolumeVsWeekday", "ActionLimit", "AllowedValues", "Expression", "InputFreshness",
-    "NotNull", "NullRate", "Pattern", "Range", "RowCountVsHistory", "Schema", "Unique", "BlockedPipelinePolicy",
-    "MetricMonitor", "watch",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "alerts": ["AlertManager", "AlertPolicy"],
+    "anomaly": ["RollingBand", "SeasonalBand", "StaticThreshold", "detect"],
+    "channels": ["AlertChannelsResource", "SmtpChannel", "WebhookChannel"],
+    "evaluation": ["LabelledPredictions", "evaluate_window"],
+    "sla": ["MetricSLA", "ReadyBy", "VolumeVsWeekday"],
+    "tests": ["ActionLimit", "AllowedValues", "Expression", "InputFreshness", "NotNull", "NullRate", "Pattern",
+              "Range", "RowCountVsHistory", "Schema", "Unique"],
+    "watch": ["BlockedPipelinePolicy", "MetricMonitor", "watch"],
+    "profiles": ["ProfileSpec", "profile_spark", "merge"],
+    "drift": ["DriftThresholds", "DriftResult", "compare_profiles"],
+    "drift_job": ["DriftTarget"],
+    "drift_query": ["drift_of_window", "explain_drift", "parse_window"],
+    "references": ["Reference", "resolve_reference"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracelake.monitors' has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
