@@ -137,6 +137,7 @@ def component(
     checks: Sequence[Any] = (),
     check_specs: Sequence[dg.AssetCheckSpec] | None = None,
     after_write: Callable[[Any, ComponentRun, Any], Sequence[Any]] | None = None,
+    reads: Sequence[str | dg.AssetKey] = (),
     **asset_kwargs: Any,
 ):
     """Declare an audited component (a Dagster asset). See the module docstring.
@@ -152,6 +153,9 @@ def component(
     ones stop downstream in the run), and every result is stored with the run. Tests declared
     ``quarantine=True`` divert failing rows to ``<table>__quarantine`` instead of dropping them.
     ``after_write(context, run, df)`` may return extra events (asset check results) to yield.
+    ``reads``: assets the function reads itself with ``run.read_table`` (optional inputs, or
+    inputs chosen at run time such as a reference found by lineage): shown as upstream edges in
+    the asset graph; what was actually read is recorded like any input.
     """
 
     def decorate(func: Callable) -> dg.AssetsDefinition:
@@ -197,6 +201,7 @@ def component(
                 key = dg.AssetKey([*prefix, pname])  # Dagster's rule: inputs share the asset's prefix
             input_keys[pname] = key
             deps.append(dg.AssetDep(key, partition_mapping=spec_in.partition_mapping if spec_in else None))
+        deps += [dg.AssetDep(dg.AssetKey.from_user_string(r) if isinstance(r, str) else r) for r in reads]
 
         mode: WriteMode = write_mode or ("partition" if partitions_def is not None else "overwrite")
         if skip_if_inputs_missing and not optional_output:
@@ -450,4 +455,5 @@ def _output_metadata(run: ComponentRun, output: OutputRecord) -> dict[str, Any]:
         md["quarantine_table"] = dg.MetadataValue.path(run.quarantine.path)
     for metric, value in run.metrics.items():
         md[f"metric/{metric}"] = dg.MetadataValue.float(float(value))
+    md.update(run.output_metadata)
     return md

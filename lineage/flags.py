@@ -25,7 +25,7 @@ from .runid import new_run_id
 from .slices import SliceError, _quote
 from .trace import LineageWalker, TraceResult, trace
 
-__all__ = ["flag", "unflag", "active_flags", "review", "ReviewEntry", "upstream_checks"]
+__all__ = ["flag", "unflag", "active_flags", "review", "ReviewEntry", "upstream_checks", "changed_since_previous"]
 
 
 def flag(lake: Lakehouse, table: str, where: str, reason: str, *, by: str | None = None,
@@ -120,7 +120,8 @@ def _comparison_predicate(walker: LineageWalker, flagged: dict[str, Any], window
     return f"{base} AND {_quote(PARTITION_COLUMN)} IN ({quoted})"
 
 
-def _changed_since_previous(walker: LineageWalker, run_id: str) -> list[str]:
+def changed_since_previous(walker: LineageWalker, run_id: str) -> list[str]:
+    """What differs from the previous run of the same component: code, git commit, config."""
     runs = walker.index.runs
     r = runs.loc[run_id]
     earlier = runs[(runs["component"] == r["component"]) & (runs["run_id"] < run_id)
@@ -169,7 +170,7 @@ def review(lake: Lakehouse, *, since: datetime | None = None, until: datetime | 
         node = walker.node_for_run(run_id, depth.get(run_id, 0))
         entries.append(ReviewEntry(run_id, node.component, node.partition_key, round(score, 4), inf, inu,
                                    len(flagged_sets), len(unflagged_sets), node.checks,
-                                   _changed_since_previous(walker, run_id) if walker.index.has(run_id) else [],
+                                   changed_since_previous(walker, run_id) if walker.index.has(run_id) else [],
                                    depth.get(run_id, 0)))
     entries.sort(key=lambda e: (-e.score, -sum(c["severity"] == "error" for c in e.failed_checks),
                                 -len(e.failed_checks), -len(e.changed), -e.in_flagged, -e.depth, e.run_id))

@@ -121,6 +121,7 @@ class ComponentRun:
     models: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     extra_tags: dict[str, str] = field(default_factory=dict)
+    output_metadata: dict[str, Any] = field(default_factory=dict)  # extra Dagster metadata (e.g. report links)
     timings: RunTimings = field(default_factory=RunTimings)
     output: OutputRecord | None = None
     quarantine: OutputRecord | None = None
