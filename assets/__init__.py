@@ -4,6 +4,7 @@ raw trips -> cleaned trips (daily ETL) -> features (daily) -> training set and m
 registered in MLflow) -> predictions (daily batch inference) -> labels (late) -> evaluation.
 """
 
+from .drift import DRIFT_TARGETS, data_drift, data_profiles
 from .etl import cleaned_trips, raw_trips
 from .evaluation import model_evaluation
 from .faults import FaultPlan, parse_faults
@@ -16,10 +17,10 @@ from .simulation import World
 from .training import MODEL_NAME, tip_model, training_set
 
 PIPELINE_ASSETS = [raw_trips, cleaned_trips, trip_features, trip_labels, training_set, tip_model,
-                   tip_predictions, model_evaluation]
+                   tip_predictions, model_evaluation, data_profiles, data_drift]
 
 __all__ = [
     "PIPELINE_ASSETS", "raw_trips", "cleaned_trips", "trip_features", "trip_labels", "training_set",
-    "tip_model", "tip_predictions", "model_evaluation", "TripSimulatorResource", "World", "FaultPlan",
+    "tip_model", "tip_predictions", "model_evaluation", "data_profiles", "data_drift", "DRIFT_TARGETS", "TripSimulatorResource", "World", "FaultPlan",
     "parse_faults", "SIM_START", "daily", "weekly", "MODEL_NAME",
 ]

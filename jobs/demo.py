@@ -27,7 +27,7 @@ from tracelake.lineage import open_lakehouse
 from tracelake.lineage.cli_support import CliError
 
 from .monitoring import monitoring_checks, monitoring_job
-from .pipeline import daily_etl_job, daily_evaluation_job, daily_inference_job, weekly_training_job
+from .pipeline import daily_drift_job, daily_etl_job, daily_evaluation_job, daily_inference_job, weekly_training_job
 from .resources import local_resources
 
 __all__ = ["DemoConfig", "run_demo", "DEFAULT_FAULTS", "demo_day_plan"]
@@ -66,6 +66,8 @@ def demo_day_plan(day: date, start: date, have_model: bool, have_recent_predicti
         have_model = True
     if have_model:
         plan.append((daily_inference_job.name, day.isoformat()))
+        # Drift needs the day's predictions: they name the model whose training data is the reference.
+        plan.append((daily_drift_job.name, day.isoformat()))
     if have_recent_predictions:
         plan.append((daily_evaluation_job.name, day.isoformat()))
     return plan
@@ -127,7 +129,7 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
     resources = local_resources(home, faults=config.faults, trips_per_day=config.trips_per_day, seed=config.seed,
                                 shuffle_partitions=4)
     defs = dg.Definitions(assets=PIPELINE_ASSETS, asset_checks=[monitoring_checks],
-                          jobs=[daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job,
+                          jobs=[daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job, daily_drift_job,
                                 monitoring_job],
                           resources=resources)
     instance = instance or dg.DagsterInstance.get()

@@ -13,13 +13,13 @@ def test_definitions_load_with_every_asset_job_schedule_and_resource():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_trips", "cleaned_trips", "trip_features", "trip_labels", "training_set", "tip_model",
-                    "tip_predictions", "model_evaluation"}
+                    "tip_predictions", "model_evaluation", "data_profiles", "data_drift"}
     jobs = {j.name for j in defs.resolve_all_job_defs()}
-    assert {"daily_etl", "weekly_training", "daily_inference", "daily_evaluation", "monitoring",
+    assert {"daily_etl", "weekly_training", "daily_inference", "daily_evaluation", "daily_drift", "monitoring",
             "audit_maintenance_job", "retention_verification_job"} <= jobs
     assert {"alert_channels"} <= set(defs.resources)
     schedules = {s.name for s in defs.schedules}
-    assert len(schedules) == 7
+    assert len(schedules) == 8
     assert {"spark", "lakehouse", "mlflow", "delta_io_manager", "simulator"} <= set(defs.resources)
     for key in graph.get_all_asset_keys():
         spec = component_spec(key)

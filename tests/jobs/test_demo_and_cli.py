@@ -20,9 +20,9 @@ def test_day_plan_follows_the_cadences():
     start = date(2026, 1, 5)
     assert [j for j, _ in demo_day_plan(date(2026, 1, 6), start, False, False)] == ["daily_etl"]
     monday = [j for j, _ in demo_day_plan(date(2026, 1, 12), start, False, False)]
-    assert monday == ["daily_etl", "weekly_training", "daily_inference"]
+    assert monday == ["daily_etl", "weekly_training", "daily_inference", "daily_drift"]
     assert [j for j, _ in demo_day_plan(date(2026, 1, 14), start, True, True)] == [
-        "daily_etl", "daily_inference", "daily_evaluation"]
+        "daily_etl", "daily_inference", "daily_drift", "daily_evaluation"]
 
 
 def test_a_second_demo_continues_and_a_different_setup_is_refused(tmp_path, spark):
