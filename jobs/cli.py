@@ -11,6 +11,7 @@ from tracelake.lineage import cli as lineage_cli
 from tracelake.lineage import cli_lineage
 from tracelake.lineage.cli_support import CliError, OneLineErrorParser
 from tracelake.monitors import cli as monitors_cli
+from tracelake.monitors import cli_drift
 
 __all__ = ["main", "build_parser"]
 
@@ -75,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     lineage_cli.register(sub)
     cli_lineage.register(sub)
     monitors_cli.register(sub)
+    cli_drift.register(sub, _drift_targets)
     return parser
+
+
+def _drift_targets():
+    from tracelake.assets import DRIFT_TARGETS
+
+    return DRIFT_TARGETS
 
 
 def main(argv: list[str] | None = None) -> int:
