@@ -25,7 +25,7 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
     if counts is not None:
         cols = ["component"] + [c for c in ("succeeded", "failed", "skipped", "abandoned", "started") if c in counts]
         order = ["raw_trips", "trip_labels", "cleaned_trips", "trip_features", "training_set", "tip_model",
-                 "tip_predictions", "model_evaluation"]
+                 "tip_predictions", "model_evaluation", "data_profiles", "data_drift"]
         rows = sorted(counts.to_dict("records"), key=lambda r: order.index(r["component"]) if r["component"] in order else 99)
         print("\nComponent runs recorded:\n" + format_table(rows, cols), file=out)
     failed = runs[runs["status"] == "failed"] if not runs.empty else runs
@@ -51,6 +51,7 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
     if not anomalies.empty:
         print(f"\nAnomalies stored (not paged): " + ", ".join(
             f"{m} x{n}" for m, n in anomalies["monitor"].value_counts().items()), file=out)
+    drift_day = _print_drift(lake, out)
     report = verify_lakehouse(lake)
     print(f"\nAudit check: {'OK' if report.ok else 'PROBLEMS'} - {report.checked_records} chained records, "
           f"{report.checked_runs} outputs matched to their Delta commits.", file=out)
@@ -79,3 +80,30 @@ Follow the ETL bug of {bad_day}:
   .venv/bin/tracelake trace tip_predictions --where "pickup_date = '{bad_day}' AND pickup_zone = 'Airport'"
   .venv/bin/tracelake impact {bad_run}
   .venv/bin/tracelake sql "SELECT _tl_partition, avg(fare_amount) FROM cleaned_trips GROUP BY 1 ORDER BY 1\"""", file=out)
+    if drift_day:
+        print(f"""
+See the drift of {drift_day} (stored, not paged), with its Evidently report and root cause:
+  .venv/bin/tracelake drift trip_features --window {drift_day} --explain --report""", file=out)
+
+
+def _print_drift(lake, out) -> str | None:
+    """Days whose features drifted (whole table, not slices); returns the first such day after
+    the first one, which in the demo is the covariate shift rather than the ETL bug."""
+    from deltalake import DeltaTable
+
+    path = lake.layout.table("data_drift")
+    if not DeltaTable.is_deltatable(path):
+        return None
+    frame = DeltaTable(path).to_pandas(columns=["table_name", "column_name", "slice_key", "drifted", "drift_date"])
+    hit = frame[(frame["slice_key"] == "all") & (frame["drifted"] == True)]  # noqa: E712 (null = no verdict)
+    days = frame["drift_date"].nunique()
+    print(f"\nDrift ({days} days compared with the training data of the model that scored them):", file=out)
+    for table, rows in hit.groupby("table_name"):
+        per_day = rows.groupby("drift_date")["column_name"].apply(lambda c: ", ".join(sorted(c)))
+        shown = "; ".join(f"{d}: {cols}" for d, cols in list(per_day.items())[:4])
+        more = f" (+{len(per_day) - 4} more days)" if len(per_day) > 4 else ""
+        print(f"  {table}: {shown}{more}", file=out)
+    if hit.empty:
+        print("  nothing drifted beyond its threshold", file=out)
+    feature_days = sorted(hit[hit["table_name"] == "trip_features"]["drift_date"].unique())
+    return feature_days[1] if len(feature_days) > 1 else (feature_days[0] if feature_days else None)

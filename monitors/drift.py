@@ -20,7 +20,8 @@ Categorical columns get chi-square (2 x k contingency test of homogeneity, as
 
 Default verdicts follow Evidently's defaults for large samples (normed Wasserstein >= 0.1 for
 numeric, Jensen-Shannon >= 0.1 for categorical), so the full-data verdict and Evidently's sample
-verdict are comparable; both are recorded.
+verdict are comparable; both are recorded. A distance over its threshold counts only if it is
+also significant (p < ``alpha``), which matters only for small windows and slices.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class DriftThresholds:
     categorical_method: str = "js"             # or "psi"
     categorical: float = 0.1
     min_rows: int = MIN_ROWS
+    # A distance over its threshold must also be significant (KS / chi-square p-value below
+    # alpha): on a few hundred rows sampling noise alone reaches the distance thresholds. At
+    # large n every real shift is significant, so the distance decides.
+    alpha: float = 0.01
 
 
 @dataclass
@@ -176,8 +181,17 @@ def numeric_drift(ref: Profile, cur: Profile, spec: ColumnSpec,
     result.ks, result.ks_bound, result.ks_pvalue = _ks(p, q, ref.count, cur.count)
     result.score = {"wasserstein_norm": result.wasserstein_norm, "psi": result.psi, "js": result.js,
                     "ks": result.ks}[thresholds.numeric_method]
-    result.drifted = bool(result.score >= thresholds.numeric)
+    result.drifted = _verdict(result, thresholds.numeric, result.ks_pvalue, thresholds.alpha)
     return result
+
+
+def _verdict(result: DriftResult, threshold: float, pvalue: float | None, alpha: float) -> bool:
+    over = result.score is not None and result.score >= threshold
+    significant = pvalue is not None and pvalue == pvalue and pvalue < alpha
+    if over and not significant:
+        note = f"distance over threshold but not significant (p={pvalue:.3g} >= {alpha}) at these row counts"
+        result.detail = f"{result.detail}; {note}" if result.detail else note
+    return bool(over and significant)
 
 
 def _category_counts(ref: Profile, cur: Profile) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -209,7 +223,7 @@ def categorical_drift(ref: Profile, cur: Profile, thresholds: DriftThresholds = 
     if new:
         result.detail = "new categories: " + ", ".join(new[:5])
     result.score = result.js if thresholds.categorical_method == "js" else result.psi
-    result.drifted = bool(result.score >= thresholds.categorical)
+    result.drifted = _verdict(result, thresholds.categorical, result.chi2_pvalue, thresholds.alpha)
     return result
 
 
