@@ -25,7 +25,8 @@ from tracelake.lineage.graph import AuditIndex
 from tracelake.monitors.alerts import AlertManager
 from tracelake.monitors.channels import AlertChannelsResource
 from tracelake.monitors.drift_job import (
-    DRIFT_COLUMNS, DriftTarget, compute_drift, drift_rows, reference_frame, run_evidently, summary, target_spec,
+    DRIFT_COLUMNS, DriftTarget, compute_drift, drift_rows, multivariate_row, reference_frame, run_evidently, summary,
+    target_spec,
 )
 from tracelake.monitors.profiles import from_rows, profile_spark, to_rows
 from tracelake.monitors.references import resolve_reference
@@ -172,6 +173,10 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
         except Exception as exc:  # the full-data statistics stand on their own; the failure is recorded per row
             error = f"{type(exc).__name__}: {exc}"
             context.log.error(f"data_drift: Evidently report for {target.table} failed: {error}")
+        if report is not None and report.samples is not None:
+            multivariate = multivariate_row(target, report.samples)
+            if multivariate is not None:
+                results.append(multivariate)
         out.append(drift_rows(target, results, ref, window, report, error))
         found = summary(results)
         drifted[target.table] = found["drifted_columns"]

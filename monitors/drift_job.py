@@ -15,6 +15,7 @@ import pandas as pd
 
 from .alerts import AlertPolicy
 from .drift import DriftResult, DriftThresholds, compare_profiles
+from .domain_classifier import domain_classifier_auc
 from .evidently_report import EvidentlyReport, evidently_drift, stratified_sample
 from .profiles import ALL, Profile, ProfileSpec, derive_spec, from_rows, merge, profile_spark, whole_window
 from .profile_specs import spec_for
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["DriftTarget", "derive_target_spec", "target_spec", "reference_frame", "load_profiles", "compute_drift",
-           "drift_rows", "run_evidently", "summary", "DRIFT_COLUMNS", "ReadFn"]
+           "drift_rows", "run_evidently", "sample_pair", "multivariate_row", "summary", "DRIFT_COLUMNS", "ReadFn"]
 
 ReadFn = Callable[[str, "int | None", "Sequence[str] | None"], "DataFrame"]   # (table, version, partitions)
 
@@ -128,9 +129,10 @@ def _slice_counts(profiles: Sequence[Profile], column: str, slice_key: str) -> d
     return {p.slice_value: p.count + p.nulls for p in profiles if p.column == column and p.slice_key == slice_key}
 
 
-def run_evidently(target: DriftTarget, reference: "DataFrame", current: "DataFrame", ref_profiles: Sequence[Profile],
-                  cur_profiles: Sequence[Profile], out_dir: str, name: str, max_rows: int = 5000) -> EvidentlyReport:
-    """Evidently on stratified samples (strata: the first slice column, counts from the profiles)."""
+def sample_pair(target: DriftTarget, reference: "DataFrame", current: "DataFrame", ref_profiles: Sequence[Profile],
+                cur_profiles: Sequence[Profile], max_rows: int = 5000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Bounded, stratified samples of both sides (strata: the first slice column, counts from the
+    profiles, so sampling costs no extra pass)."""
     strata = target.slices[0] if target.slices else None
     probe = target.columns[0]
     cols = list(dict.fromkeys([*target.columns, *target.slices]))
@@ -138,7 +140,28 @@ def run_evidently(target: DriftTarget, reference: "DataFrame", current: "DataFra
                             max_rows=max_rows)
     cur_counts = _slice_counts(merge(cur_profiles, window="all"), probe, strata) if strata else None
     cur = stratified_sample(current, cols, strata, cur_counts, max_rows=max_rows)
-    return evidently_drift(ref[target.columns], cur[target.columns], out_dir, name)
+    return ref[target.columns], cur[target.columns]
+
+
+def run_evidently(target: DriftTarget, reference: "DataFrame", current: "DataFrame", ref_profiles: Sequence[Profile],
+                  cur_profiles: Sequence[Profile], out_dir: str, name: str, max_rows: int = 5000) -> EvidentlyReport:
+    """Evidently on stratified samples of both sides; the report is saved in ``out_dir``."""
+    ref, cur = sample_pair(target, reference, current, ref_profiles, cur_profiles, max_rows)
+    report = evidently_drift(ref, cur, out_dir, name)
+    report.samples = (ref, cur)
+    return report
+
+
+def multivariate_row(target: DriftTarget, samples: tuple[pd.DataFrame, pd.DataFrame]) -> DriftResult | None:
+    """The domain classifier's verdict as a drift result over all columns (None for one column)."""
+    if len(target.columns) < 2:
+        return None
+    found = domain_classifier_auc(samples[0], samples[1], target.categorical)
+    return DriftResult("(all columns)", "multivariate", ALL, ALL, found.reference_rows, found.current_rows,
+                       method="domain_classifier_auc", score=found.auc, threshold=found.threshold,
+                       drifted=found.drifted,
+                       detail="gradient boosting told reference from current rows, 5-fold cross-validated AUC "
+                              "on the report samples")
 
 
 DRIFT_COLUMNS = [
@@ -183,7 +206,7 @@ def drift_rows(target: DriftTarget, results: Sequence[DriftResult], ref: Referen
 
 
 def summary(results: Sequence[DriftResult]) -> dict[str, Any]:
-    overall = [r for r in results if r.slice_key == ALL]
+    overall = [r for r in results if r.slice_key == ALL and r.kind != "multivariate"]
     drifted = sorted(r.column for r in overall if r.drifted)
     slices = sorted({f"{r.column}[{r.slice_key}={r.slice_value}]" for r in results if r.slice_key != ALL and r.drifted})
     return {"columns": len(overall), "drifted_columns": drifted, "drifted_slices": slices,

@@ -22,7 +22,7 @@ from tracelake.lineage.tables import read_version
 from tracelake.lineage.trace import LineageWalker, trace
 
 from .drift import DriftResult, compare_profiles
-from .drift_job import DriftTarget, compute_drift, load_profiles, reference_frame, run_evidently
+from .drift_job import DriftTarget, compute_drift, load_profiles, multivariate_row, reference_frame, run_evidently
 from .evidently_report import EvidentlyReport
 from .profile_specs import load_spec
 from .profiles import ALL, merge
@@ -132,6 +132,9 @@ def drift_of_window(lake: Lakehouse, target: DriftTarget, window: DriftWindow, r
         name = f"{window.days[0]}_{window.days[-1]}_{ref.kind}"
         out.report = run_evidently(target, ref_rows, cur_rows, ref_profiles, current, report_dir, name,
                                    max_rows=sample_rows)
+        multivariate = multivariate_row(target, out.report.samples)
+        if multivariate is not None:
+            out.results.append(multivariate)
     return out
 
 

@@ -39,6 +39,7 @@ class EvidentlyReport:
     reference_rows: int
     current_rows: int
     verdicts: dict[str, EvidentlyVerdict] = field(default_factory=dict)
+    samples: tuple[pd.DataFrame, pd.DataFrame] | None = None   # the rows it saw (reference, current)
 
 
 def stratified_sample(df: "DataFrame", columns: Sequence[str], strata: str | None, counts: Mapping[str, int] | None,

@@ -173,11 +173,38 @@ def _bins(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
     return np.clip(idx, 0, spec.bins + 1)
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense group codes and their values (one group: no hashing at all)."""
+    if len(values) and (values == values[0]).all():
+        return np.zeros(len(values), dtype=np.int64), values[:1]
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64), np.asarray(uniques)
+
+
+def _factorize(series: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes (-1 = null) and names as text. Arrow batches arrive with strings as pandas
+    categoricals (see ``profile_spark``), whose codes are free; other columns are hashed."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return series.cat.codes.to_numpy().astype(np.int64), [str(c) for c in series.cat.categories]
+    codes, uniques = pd.factorize(series.astype(str).where(series.notna(), None))
+    return codes.astype(np.int64), [str(u) for u in uniques]
+
+
+def _group_min_max(g: np.ndarray, v: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if n == 1:
+        return (np.array([v.min()]), np.array([v.max()])) if len(v) else (np.full(1, np.inf), np.full(1, -np.inf))
+    mins, maxs = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(mins, g, v)
+    np.maximum.at(maxs, g, v)
+    return mins, maxs
+
+
 def profile_pandas(frame: pd.DataFrame, spec: ProfileSpec) -> list[Profile]:
     """Profiles of a pandas frame (also what each Spark partition runs): vectorised over groups
     with ``np.bincount``, so cost grows with rows, not with windows x slices."""
     if frame.empty:
         return []
+    rows = len(frame)
     if spec.time_column is not None and GRANULARITY_SECONDS[spec.granularity]:
         seconds = GRANULARITY_SECONDS[spec.granularity]
         # Arrow batches carry microseconds, pandas frames nanoseconds: normalise the unit first.
@@ -186,35 +213,44 @@ def profile_pandas(frame: pd.DataFrame, spec: ProfileSpec) -> list[Profile]:
         epoch = ts.fillna(pd.Timestamp(0, tz="UTC")).astype("int64") // 10**9 // seconds * seconds
         window = np.where(ts.notna().to_numpy(), epoch.to_numpy(), -1)
     else:
-        window = np.full(len(frame), -1, dtype=np.int64)
-    slicings = [(ALL, np.full(len(frame), ALL, dtype=object))]
+        window = np.full(rows, -1, dtype=np.int64)
+    win_codes, win_values = _codes(window)
+    slicings = [(ALL, np.zeros(rows, dtype=np.int64), np.array([ALL], dtype=object))]
     for s in spec.slices:
-        slicings.append((s, frame[s].astype(str).where(frame[s].notna(), "null").to_numpy(dtype=object)))
+        codes, names = _factorize(frame[s])
+        if (codes < 0).any():                   # a null slice value is its own slice, "null"
+            codes = np.where(codes < 0, len(names), codes)
+            names = [*names, "null"]
+        slicings.append((s, codes.astype(np.int64), np.asarray(names, dtype=object)))
     numeric = {}
     for c in spec.columns:
         if c.kind == "numeric":
-            values = pd.to_numeric(frame[c.name], errors="coerce").to_numpy(dtype=float)
-            numeric[c.name] = np.where(np.isfinite(values), values, np.nan)
-    binned = {c.name: _bins(np.nan_to_num(numeric[c.name], nan=c.lo), c) for c in spec.columns if c.kind == "numeric"}
+            col = frame[c.name]
+            values = (col.to_numpy(dtype=float, na_value=np.nan) if pd.api.types.is_numeric_dtype(col)
+                      else pd.to_numeric(col, errors="coerce").to_numpy(dtype=float))
+            ok = np.isfinite(values)            # NaN, None and +-inf are all nulls here
+            v = values[ok]
+            numeric[c.name] = (ok, v, _bins(v, c))
+    categorical = {c.name: _factorize(frame[c.name]) for c in spec.columns if c.kind == "categorical"}
     out: list[Profile] = []
-    for slice_key, slice_values in slicings:
-        codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([window, slice_values]))
-        n = len(uniques)
+    for slice_key, slice_codes, slice_values in slicings:
+        combined = win_codes * len(slice_values) + slice_codes
+        codes, pairs = _codes(combined)
+        n = len(pairs)
+        groups = [(win_values[p // len(slice_values)], slice_values[p % len(slice_values)]) for p in pairs]
         for col in spec.columns:
-            profs = [Profile(col.name, col.kind, None if w == -1 else int(w), slice_key, str(s)) for w, s in uniques]
+            profs = [Profile(col.name, col.kind, None if w == -1 else int(w), slice_key, str(sv)) for w, sv in groups]
             if col.kind == "numeric":
-                values = numeric[col.name]
-                ok = ~np.isnan(values)
-                g, v = codes[ok], values[ok]
+                ok, v, binned = numeric[col.name]
+                g = codes[ok]
                 counts = np.bincount(g, minlength=n)
                 nulls = np.bincount(codes[~ok], minlength=n)
                 sums = np.bincount(g, weights=v, minlength=n)
                 centred = v - col.center
                 sqs = np.bincount(g, weights=centred * centred, minlength=n)
                 width = col.bins + 2
-                hist = np.bincount(g * width + binned[col.name][ok], minlength=n * width).reshape(n, width)
-                mins = pd.Series(v).groupby(g).min() if len(v) else pd.Series(dtype=float)
-                maxs = pd.Series(v).groupby(g).max() if len(v) else pd.Series(dtype=float)
+                hist = np.bincount(g * width + binned, minlength=n * width).reshape(n, width)
+                mins, maxs = _group_min_max(g, v, n)
                 for k, prof in enumerate(profs):
                     prof.count, prof.nulls = int(counts[k]), int(nulls[k])
                     prof.sum, prof.sum_sq = float(sums[k]), float(sqs[k])
@@ -223,19 +259,22 @@ def profile_pandas(frame: pd.DataFrame, spec: ProfileSpec) -> list[Profile]:
                     prof.hist = hist[k].astype(np.int64)
                     prof.center = col.center
             else:
-                raw = frame[col.name]
-                present = raw.notna().to_numpy()
+                value_codes, names = categorical[col.name]
+                present = value_codes >= 0
+                k_values = max(len(names), 1)
                 nulls = np.bincount(codes[~present], minlength=n)
-                grouped = pd.Series(raw[present].astype(str).to_numpy()).groupby(codes[present]).value_counts()
+                table = np.bincount(codes[present] * k_values + value_codes[present],
+                                    minlength=n * k_values).reshape(n, k_values)
                 known = set(col.categories)
                 for k, prof in enumerate(profs):
-                    counts = grouped.loc[k] if k in grouped.index.get_level_values(0) else pd.Series(dtype=int)
+                    row = table[k]
                     prof.nulls = int(nulls[k])
-                    prof.count = int(counts.sum())
-                    cats = {str(c): int(v) for c, v in counts.items() if c in known}
-                    extra = counts[[c not in known for c in counts.index]]
-                    cats.update({str(c): int(v) for c, v in extra.iloc[: spec.top_k].items()})
-                    prof.categories, prof.other = cats, int(extra.iloc[spec.top_k:].sum())
+                    prof.count = int(row.sum())
+                    cats = {names[i]: int(row[i]) for i in np.flatnonzero(row) if names[i] in known}
+                    extra = sorted(((names[i], int(row[i])) for i in np.flatnonzero(row) if names[i] not in known),
+                                   key=lambda kv: -kv[1])
+                    cats.update(extra[: spec.top_k])
+                    prof.categories, prof.other = cats, sum(c for _, c in extra[spec.top_k:])
             out.extend(profs)
     return out
 
@@ -306,7 +345,8 @@ def profile_spark(df: "DataFrame", spec: ProfileSpec, batch_rows: int = 200_000)
         local_spec = ProfileSpec.from_json(spec_json)
         partials = []
         for batch in batches:
-            partials = merge(partials + profile_pandas(batch.to_pandas(), local_spec))
+            # Strings as categoricals: their codes come from Arrow's dictionary, no Python strings.
+            partials = merge(partials + profile_pandas(batch.to_pandas(strings_to_categorical=True), local_spec))
         if partials:
             yield pa.RecordBatch.from_pylist([_encode(p) for p in partials])
 

@@ -45,6 +45,8 @@ def test_covariate_shift_flags_the_shifted_columns_and_not_the_others(drift):
     assert {"pickup_zone", "distance_km"} <= flagged
     assert not {"payment_type", "passenger_count"} & flagged
     assert "new categories: Lakeside" in day.loc["pickup_zone", "detail"]
+    # The multivariate signal (a classifier telling reference rows from the day's) agrees.
+    assert day.loc["(all columns)", "kind"] == "multivariate" and day.loc["(all columns)", "drifted"]
     # Before the shift the zone mix matches the training data.
     for before in ("2026-01-13", "2026-01-15"):
         assert not _overall(drift, "trip_features", before).loc["pickup_zone", "drifted"]
@@ -95,7 +97,7 @@ def test_evidently_report_is_saved_linked_and_compared(scenario, drift):
     html, snapshot = day["report_html"].iloc[0], day["report_json"].iloc[0]
     assert Path(html).stat().st_size > 10_000 and html.startswith(scenario["home"])
     assert json.loads(Path(snapshot).read_text())["metrics"]
-    assert day["evidently_method"].notna().all()
+    assert day.loc[day["kind"] != "multivariate", "evidently_method"].notna().all()
     # Where both judged, a disagreement is recorded with an explanation.
     judged = day[day["verdicts_agree"].notna()]
     assert len(judged) >= 8

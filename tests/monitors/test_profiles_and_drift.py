@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
+from tracelake.monitors.domain_classifier import domain_classifier_auc
 from tracelake.monitors.drift import PSI_EPSILON, DriftThresholds, coarse_groups, categorical_drift, compare_profiles, numeric_drift
 from tracelake.monitors.profiles import (
     derive_spec, from_rows, merge, profile_pandas, profile_spark, quantile, to_rows, whole_window,
@@ -172,3 +173,17 @@ def test_too_few_rows_is_no_verdict(spec):
     c = _one(_full(small, spec), "x")
     result = numeric_drift(r, c, spec.column("x"), DriftThresholds())
     assert result.drifted is None and "too few rows" in result.detail
+
+
+def test_domain_classifier_sees_a_joint_shift_the_marginals_hide():
+    rng = np.random.default_rng(15)
+    x_ref, x_cur = rng.normal(size=3000), rng.normal(size=3000)
+    ref = pd.DataFrame({"x": x_ref, "y": x_ref + rng.normal(0, 0.3, 3000), "c": rng.choice(["a", "b"], 3000)})
+    cur = pd.DataFrame({"x": x_cur, "y": -x_cur + rng.normal(0, 0.3, 3000), "c": rng.choice(["a", "b"], 3000)})
+    spec = derive_spec(ref, ["x", "y"], ["c"])
+    marginal = compare_profiles(merge(profile_pandas(ref, spec)), merge(profile_pandas(cur, spec)), spec)
+    assert not any(r.drifted for r in marginal)          # every column alone looks the same
+    assert domain_classifier_auc(ref, cur, ["c"]).drifted
+    same = pd.DataFrame({"x": x_cur, "y": x_cur + rng.normal(0, 0.3, 3000), "c": rng.choice(["a", "b"], 3000)})
+    unchanged = domain_classifier_auc(ref, same, ["c"])
+    assert unchanged.auc < 0.6 and not unchanged.drifted
