@@ -25,8 +25,8 @@ from tracelake.lineage.graph import AuditIndex
 from tracelake.monitors.alerts import AlertManager
 from tracelake.monitors.channels import AlertChannelsResource
 from tracelake.monitors.drift_job import (
-    DRIFT_COLUMNS, DriftTarget, compute_drift, drift_rows, multivariate_row, reference_frame, run_evidently, summary,
-    target_spec,
+    DRIFT_COLUMNS, DriftTarget, compute_drift, drift_rows, multivariate_row, observe_drift_alert, reference_frame,
+    run_evidently, summary, target_spec,
 )
 from tracelake.monitors.profiles import from_rows, profile_spark, to_rows
 from tracelake.monitors.references import resolve_reference
@@ -185,11 +185,8 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
             run.output_metadata[f"report/{target.table}"] = dg.MetadataValue.path(report.html_path)
         run.output_metadata[f"reference/{target.table}"] = dg.MetadataValue.text(ref.description)
         if target.alert is not None:
-            hit = [c for c in found["drifted_columns"] if c in target.alert_columns]
-            AlertManager(lake, alert_channels.channels(), attempts=alert_channels.attempts).observe(
-                target.alert, target.table, bool(hit),
-                f"drift in {target.table} on {day}: {', '.join(hit)}" if hit else f"no declared drift in {target.table}",
-                when=window[1])
+            manager = AlertManager(lake, alert_channels.channels(), attempts=alert_channels.attempts)
+            observe_drift_alert(manager, target, results, day, window[1])
     if not out:
         return None
     run.output_metadata["drifted_columns"] = dg.MetadataValue.json(drifted)

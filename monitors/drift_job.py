@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["DriftTarget", "derive_target_spec", "target_spec", "reference_frame", "load_profiles", "compute_drift",
-           "drift_rows", "run_evidently", "sample_pair", "multivariate_row", "summary", "DRIFT_COLUMNS", "ReadFn"]
+           "drift_rows", "run_evidently", "sample_pair", "multivariate_row", "summary", "observe_drift_alert", "DRIFT_COLUMNS", "ReadFn"]
 
 ReadFn = Callable[[str, "int | None", "Sequence[str] | None"], "DataFrame"]   # (table, version, partitions)
 
@@ -203,6 +203,18 @@ def drift_rows(target: DriftTarget, results: Sequence[DriftResult], ref: Referen
         if col not in frame:
             frame[col] = None
     return frame[DRIFT_COLUMNS]
+
+
+def observe_drift_alert(manager: Any, target: DriftTarget, results: Sequence[DriftResult], day: str,
+                        when: datetime) -> str | None:
+    """Feed the target's alert policy (if it declares one) with today's verdict on its declared
+    columns; returns what the alert did (``opened``, ``repeated``, ``resolved`` ...) or None."""
+    if target.alert is None:
+        return None
+    hit = [c for c in summary(results)["drifted_columns"] if c in target.alert_columns]
+    message = (f"drift in {target.table} on {day}: {', '.join(hit)}" if hit
+               else f"no drift in the declared columns of {target.table} on {day}")
+    return manager.observe(target.alert, target.table, bool(hit), message, when=when)
 
 
 def summary(results: Sequence[DriftResult]) -> dict[str, Any]:

@@ -187,3 +187,25 @@ def test_domain_classifier_sees_a_joint_shift_the_marginals_hide():
     same = pd.DataFrame({"x": x_cur, "y": x_cur + rng.normal(0, 0.3, 3000), "c": rng.choice(["a", "b"], 3000)})
     unchanged = domain_classifier_auc(ref, same, ["c"])
     assert unchanged.auc < 0.6 and not unchanged.drifted
+
+
+def test_drift_opens_an_alert_only_where_a_policy_says_so(lake, spec):
+    from datetime import datetime, timedelta, timezone
+
+    from tracelake.monitors.alerts import AlertManager, AlertPolicy
+    from tracelake.monitors.drift_job import DriftTarget, observe_drift_alert
+
+    ref, cur = _full(_frame(30), spec), _full(_frame(31, shift=1.0), spec)
+    shifted = compare_profiles(ref, cur, spec)
+    calm = compare_profiles(ref, _full(_frame(32), spec), spec)
+    manager = AlertManager(lake)
+    when = datetime(2026, 1, 20, tzinfo=timezone.utc)
+    stored_only = DriftTarget("t", numeric=("x", "y"), categorical=("zone", "pay"))
+    assert observe_drift_alert(manager, stored_only, shifted, "2026-01-20", when) is None
+    paging = DriftTarget("t", numeric=("x", "y"), categorical=("zone", "pay"),
+                         alert=AlertPolicy("x_drift", severity="warn", channels=()), alert_columns=("x",))
+    assert observe_drift_alert(manager, paging, shifted, "2026-01-20", when) == "opened"
+    assert observe_drift_alert(manager, paging, shifted, "2026-01-21", when + timedelta(days=1)) == "repeated"
+    assert observe_drift_alert(manager, paging, calm, "2026-01-22", when + timedelta(days=2)) == "resolved"
+    (alert,) = [a for a in manager.alerts() if a.policy == "x_drift"]
+    assert alert.status == "resolved" and alert.occurrences == 2 and "drift in t on 2026-01-21: x" in alert.message  # the latest breach
