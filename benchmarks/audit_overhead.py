@@ -19,13 +19,14 @@ Target: <= 50 ms median added per materialisation (mltrace, which records far le
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import save_results
 
 os.environ.setdefault("TRACELAKE_SPARK_MASTER", "local[2]")
 os.environ.setdefault("TRACELAKE_SPARK_SHUFFLE_PARTITIONS", "2")
@@ -123,9 +124,7 @@ def main() -> int:
           f"{split['lineage_capture']:.1f} ms, MLflow wait {split['mlflow_wait']:.1f} ms")
     print(f"  off the critical path          {result['off_critical_path_per_materialisation_ms']:.1f} ms per "
           "materialisation (final journal flush to Delta + MLflow logging, amortised)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"  written to {args.out}")
+    save_results(args.out, result)
     return 0
 
 

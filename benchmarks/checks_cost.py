@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import save_results
+
 RULES = ["amount_range", "tip_range", "distance_range", "status_allowed", "code_pattern", "tip_le_3x_amount",
          "order_id_not_null", "order_id_unique"]
 
@@ -219,9 +221,7 @@ def main() -> int:
     for r in rows:
         print(f"  {r['component']:16s} {r['runs']:3d} runs  tests {r['checks_ms']:7.0f} ms of {r['materialisation_ms']:7.0f} ms"
               f"  = {r['share']:.0%} (target <= 25%)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rules": results, "same_answers": same, "overhead": rows}, indent=2))
-    print(f"  written to {args.out}")
+    save_results(args.out, {"rules": results, "same_answers": same, "overhead": rows})
     return 0 if same else 1
 
 

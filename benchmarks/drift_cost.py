@@ -60,6 +60,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchlib import save_results
+
 # name -> (distribution, a, b): normal(mean a, std b), lognormal(mu a, sigma b), uniform(a, b)
 NUMERIC = {
     "n0": ("normal", 50.0, 10.0), "n1": ("lognormal", 3.0, 0.5), "n2": ("normal", 0.0, 1.0),
@@ -738,9 +740,7 @@ def main() -> int:
            "evidently": ev, "numpy_spark_histograms_identical": same_profiles, "checks": checks}
     for r in (numpy_, spark):
         r.pop("profiles", None)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2, default=str))
-    print(f"  written to {args.out}")
+    save_results(args.out, out)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if checks["same_verdicts_as_exact"] and same_profiles else 1

@@ -11,13 +11,14 @@ Target: reading version 1 costs <= 2x reading the latest.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import save_results
 
 os.environ.setdefault("TRACELAKE_SPARK_MASTER", "local[2]")
 
@@ -98,9 +99,7 @@ def main() -> int:
         r = res[name]
         print(f"  {name:16s} version 1 p50 {r['v1_p50_s'] * 1000:7.1f} ms   latest p50 {r['latest_p50_s'] * 1000:7.1f} ms   "
               f"ratio {r['ratio']:.2f}x   {notes[name]}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"  written to {args.out}")
+    save_results(args.out, result)
     return 0
 
 

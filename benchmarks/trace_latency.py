@@ -19,7 +19,6 @@ Targets: p50 <= 1 s warm, <= 10 s cold (Marquez users report 10-15 s for its lin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchlib import save_results
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -122,9 +123,7 @@ def main() -> int:
           f"warm p50 {r['warm_trace_p50_s']:.3f} s (target <= 1 s)")
     print(f"  impact (one daily ETL run, {impact_runs} downstream runs): cold p50 {r['cold_impact_p50_s']:.2f} s "
           f"({r['cold_impact_p50_s'] / r['baseline_runs_cli_p50_s']:.2f}x `runs`), warm p50 {r['warm_impact_p50_s']:.3f} s")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"  written to {args.out}")
+    save_results(args.out, result)
     return 0
 
 

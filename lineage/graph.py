@@ -233,17 +233,21 @@ class AuditIndex:
             self._readers = index
         return self._readers
 
+    def _reader_rows(self, table: str, partitions: Iterable[str] | None) -> set[int]:
+        """Rows of ``inputs`` that read ``table`` (the whole of it, or one of ``partitions``)."""
+        index = self._readers_index()
+        if partitions is None:
+            return {i for (name, _), rows in index.items() if name == table for i in rows}
+        idx = set(index.get((table, None), []))
+        for p in partitions:
+            idx.update(index.get((table, p), []))
+        return idx
+
     def reader_entries(self, table: str, min_version: int, partitions: Iterable[str] | None) -> list[tuple[str, int]]:
         """(run id, version read) of the runs that read ``table`` (see ``readers_of``), cheaply."""
         if self.inputs.empty:
             return []
-        index = self._readers_index()
-        if partitions is None:
-            idx = {i for (name, _), rows in index.items() if name == table for i in rows}
-        else:
-            idx = set(index.get((table, None), []))
-            for p in partitions:
-                idx.update(index.get((table, p), []))
+        idx = self._reader_rows(table, partitions)
         runs, versions = self._in_run, self._in_version
         return [(runs[i], int(versions[i])) for i in sorted(idx) if versions[i] >= min_version]
 
@@ -252,13 +256,7 @@ class AuditIndex:
         later - and, given ``partitions``, read at least one of them (or the whole table)."""
         if self.inputs.empty:
             return self.inputs
-        index = self._readers_index()
-        if partitions is None:
-            idx = {i for (name, _), rows in index.items() if name == table for i in rows}
-        else:
-            idx = set(index.get((table, None), []))
-            for p in partitions:
-                idx.update(index.get((table, p), []))
+        idx = self._reader_rows(table, partitions)
         hit = self.inputs.loc[sorted(idx)]
         return hit[hit["version"] >= min_version]
 

@@ -38,6 +38,7 @@ PROFILES_TABLE = "data_profiles"
 class DriftWindow:
     label: str
     days: tuple[str, ...]
+    profiled: tuple[str, ...] = ()   # every day of the table that has profiles (read once, by parse_window)
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
@@ -59,18 +60,18 @@ def parse_window(lake: Lakehouse, table: str, text: str) -> DriftWindow:
     if not profiled:
         raise LookupError(f"no profiles of {table} yet; run the daily_drift job (or `tracelake demo`) first")
     if text == "cumulative":
-        return DriftWindow(text, tuple(profiled))
+        return DriftWindow(text, tuple(profiled), tuple(profiled))
     if text.endswith("d") and text[:-1].isdigit():
         n = int(text[:-1])
         end = date.fromisoformat(profiled[-1])
         days = [(end - timedelta(days=n - 1 - i)).isoformat() for i in range(n)]
-        return DriftWindow(f"{text} to {profiled[-1]}", tuple(days))
+        return DriftWindow(f"{text} to {profiled[-1]}", tuple(days), tuple(profiled))
     try:
         if ".." in text:
             start, end = text.split("..", 1)
-            return DriftWindow(text, tuple(days_between(start, end or profiled[-1])))
+            return DriftWindow(text, tuple(days_between(start, end or profiled[-1])), tuple(profiled))
         date.fromisoformat(text)
-        return DriftWindow(text, (text,))
+        return DriftWindow(text, (text,), tuple(profiled))
     except ValueError as exc:
         raise ValueError(f"--window {text!r}: {exc}; use YYYY-MM-DD, START..END, START.., 7d or cumulative") from None
 
@@ -109,7 +110,8 @@ def drift_of_window(lake: Lakehouse, target: DriftTarget, window: DriftWindow, r
     index = AuditIndex(lake)
     ref = resolve_reference(lake, index, target.table, list(window.days), reference)
     notes = []
-    missing = sorted(set(window.days) - {d for d in _profiled_days(lake, target.table)})
+    profiled = window.profiled or tuple(_profiled_days(lake, target.table))
+    missing = sorted(set(window.days) - set(profiled))
     if missing:
         notes.append(f"days without profiles in the window: {', '.join(missing)}")
     read = _read(lake)
