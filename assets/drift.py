@@ -21,15 +21,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, LakehouseResource, MissingInputError, component
-from tracelake.lineage.graph import AuditIndex
-from tracelake.monitors.alerts import AlertManager
-from tracelake.monitors.channels import AlertChannelsResource
-from tracelake.monitors.drift_job import (
+from tracelake.lineage.query.graph import AuditIndex
+from tracelake.monitors.alerts.manager import AlertManager
+from tracelake.monitors.alerts.channels import AlertChannelsResource
+from tracelake.monitors.drift.job import (
     DRIFT_COLUMNS, DriftTarget, compute_drift, drift_rows, multivariate_row, observe_drift_alert, reference_frame,
     run_evidently, summary, target_spec,
 )
-from tracelake.monitors.profiles import from_rows, profile_spark, to_rows
-from tracelake.monitors.references import resolve_reference
+from tracelake.monitors.drift.profiles import from_rows, profile_spark, to_rows
+from tracelake.monitors.drift.references import resolve_reference
 
 from .features import NUMERIC_FEATURES
 from .frames import spark_frame

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tracelake.lineage import component
-from tracelake.monitors.tests import (
+from tracelake.monitors.checks.rules import (
     AllowedValues, Expression, NotNull, Range, RowCountVsHistory, Schema, Unique,
 )
 

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
-from tracelake.monitors.evaluation import METRICS, evaluate_window, metric_rows
+from tracelake.monitors.metrics.evaluation import METRICS, evaluate_window, metric_rows
 
 from .frames import spark_frame
 from .inference import TIP_METRICS

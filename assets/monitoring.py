@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 
-from tracelake.monitors.alerts import AlertPolicy
-from tracelake.monitors.anomaly import RollingBand, SeasonalBand, StaticThreshold
-from tracelake.monitors.sla import MetricSLA, ReadyBy, VolumeVsWeekday
-from tracelake.monitors.watch import BlockedPipelinePolicy, MetricMonitor
+from tracelake.monitors.alerts.manager import AlertPolicy
+from tracelake.monitors.metrics.anomaly import RollingBand, SeasonalBand, StaticThreshold
+from tracelake.monitors.alerts.sla import MetricSLA, ReadyBy, VolumeVsWeekday
+from tracelake.monitors.alerts.watch import BlockedPipelinePolicy, MetricMonitor
 
 __all__ = ["SLAS", "MONITORS", "BLOCKED", "RUNBOOK"]
 

@@ -47,7 +47,7 @@ def main() -> int:
     import pandas as pd
 
     from tracelake.lineage import DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component
-    from tracelake.lineage.tables import write_commit
+    from tracelake.lineage.record.tables import write_commit
 
     home = tempfile.mkdtemp(prefix="tracelake-bench-")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{home}/mlflow.db"

@@ -66,7 +66,7 @@ def make_data(path: str, rows: int) -> None:
 
 
 def spark_rules():
-    from tracelake.monitors.tests import AllowedValues, Expression, NotNull, Pattern, Range, Unique
+    from tracelake.monitors.checks.rules import AllowedValues, Expression, NotNull, Pattern, Range, Unique
 
     return [Range("amount", 0, 10_000), Range("tip", 0, 1000), Range("distance", 0, 500),
             AllowedValues("status", ["open", "paid", "void"]), Pattern("code", r"^[A-Z]{3}-\d{2}$"),
@@ -77,7 +77,7 @@ def run_spark(path: str) -> dict:
     os.environ.setdefault("TRACELAKE_SPARK_MASTER", "local[2]")
     os.environ.setdefault("TRACELAKE_SPARK_DRIVER_MEMORY", "3g")
     from tracelake.lineage import get_spark, load_settings
-    from tracelake.lineage.checks import CheckContext, evaluate_checks
+    from tracelake.lineage.record.checks import CheckContext, evaluate_checks
 
     spark = get_spark(load_settings(home=tempfile.mkdtemp()))
     spark.range(10).count()  # session start is not the rules' cost

@@ -287,7 +287,7 @@ def run_child(kind: str, work: Path, extra: list[str], *, timeout: float | None,
 # -- children -------------------------------------------------------------------------------------
 
 def _load_spec(work: Path):
-    from tracelake.monitors.profiles import ProfileSpec
+    from tracelake.monitors.drift.profiles import ProfileSpec
 
     return ProfileSpec.from_json((work / "spec.json").read_text())
 
@@ -339,7 +339,7 @@ def _numpy_profiles(path: Path, spec, batch_rows: int) -> list:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from tracelake.monitors.profiles import Profile
+    from tracelake.monitors.drift.profiles import Profile
 
     profiles = {c.name: Profile(c.name, c.kind, None, hist=np.zeros(c.bins + 2, np.int64) if c.kind == "numeric" else None)
                 for c in spec.columns}
@@ -377,7 +377,7 @@ def _numpy_profiles(path: Path, spec, batch_rows: int) -> list:
 
 
 def child_numpy(work: Path, batch_rows: int) -> dict:
-    from tracelake.monitors.drift import DriftThresholds, compare_profiles
+    from tracelake.monitors.drift.statistics import DriftThresholds, compare_profiles
 
     spec = _load_spec(work)
     t = time.perf_counter()
@@ -394,8 +394,8 @@ def child_spark(work: Path, driver_memory: str) -> dict:
     import numpy as np
 
     from tracelake.lineage import get_spark, load_settings
-    from tracelake.monitors.drift import DriftThresholds, compare_profiles
-    from tracelake.monitors.profiles import merge, profile_spark
+    from tracelake.monitors.drift.statistics import DriftThresholds, compare_profiles
+    from tracelake.monitors.drift.profiles import merge, profile_spark
 
     spec = _load_spec(work)
     home = tempfile.mkdtemp(prefix="tracelake-drift-spark-")
@@ -405,7 +405,7 @@ def child_spark(work: Path, driver_memory: str) -> dict:
     session_s = time.perf_counter() - t
 
     def warm(batches):            # start both Python workers and import the profiler in them
-        import tracelake.monitors.profiles  # noqa: F401
+        import tracelake.monitors.drift.profiles  # noqa: F401
         yield from batches
 
     t = time.perf_counter()
@@ -621,7 +621,7 @@ def main() -> int:
 
     import pyarrow.dataset as ds
 
-    from tracelake.monitors.profiles import derive_spec
+    from tracelake.monitors.drift.profiles import derive_spec
 
     rows = args.rows
     limit_mb = args.mem_limit_mb or 0.8 * _mem_available_mb()
@@ -664,7 +664,7 @@ def main() -> int:
           + "  agree")
     table = [("exact (scipy, full sorted data)", exact, rows), ("NumPy pass, 1 process (bound)", numpy_, rows),
              ("Spark profiles, local[2]", spark, rows)]
-    table += [(f"Evidently DataDriftPreset", r, r["rows"]) for r in ev["runs"]]
+    table += [("Evidently DataDriftPreset", r, r["rows"]) for r in ev["runs"]]
     for label, r, n in table:
         print(f"  {label:34s} {n:11,d} {r['seconds']:8.1f} {r['memory']['tree_mb']:8.0f}  "
               + " ".join(f"{_mark(r['verdicts'].get(c)):>2s}" for c in COLUMNS) + f"  {_agree(r['verdicts'], truth)}/12")

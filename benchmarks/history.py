@@ -17,9 +17,9 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from tracelake.lineage import open_lakehouse
-from tracelake.lineage.audit_schema import COMPONENT_RUNS
-from tracelake.lineage.provenance import library_versions
-from tracelake.lineage.runid import new_run_id
+from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
+from tracelake.lineage.record.provenance import library_versions
+from tracelake.lineage.record.runid import new_run_id
 
 # What a real record carries besides lineage, so the size per run is honest.
 _LIBS = library_versions()

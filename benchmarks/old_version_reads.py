@@ -64,7 +64,7 @@ def main() -> int:
         spark.read.format("delta").option("versionAsOf", version).load(path).count()
         return time.perf_counter() - t0
 
-    from tracelake.lineage.tables import read_version
+    from tracelake.lineage.record.tables import read_version
 
     def pinned(version: int) -> float:
         # Tracelake's pinned read: delta-rs lists the version's files, Spark reads them.

@@ -56,8 +56,8 @@ def main() -> int:
     from deltalake import DeltaTable
 
     from tracelake.lineage import open_lakehouse
-    from tracelake.lineage.impact import impact
-    from tracelake.lineage.trace import LineageWalker, trace
+    from tracelake.lineage.query.impact import impact
+    from tracelake.lineage.query.trace import LineageWalker, trace
 
     home = args.home or tempfile.mkdtemp(prefix="tracelake-history-")
     if not (Path(home) / "audit" / "component_runs").exists():

@@ -7,11 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from tracelake.lineage import cli as lineage_cli
-from tracelake.lineage import cli_lineage
 from tracelake.lineage.cli_support import CliError, OneLineErrorParser
-from tracelake.monitors import cli as monitors_cli
-from tracelake.monitors import cli_drift
+from tracelake.lineage.integrity import cli as integrity_cli
+from tracelake.lineage.query import cli as query_cli
+from tracelake.monitors.alerts import cli as alerts_cli
+from tracelake.monitors.checks import cli as checks_cli
+from tracelake.monitors.metrics import cli as metrics_cli
+from tracelake.monitors.drift import cli as drift_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -73,10 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=_ui)
 
-    lineage_cli.register(sub)
-    cli_lineage.register(sub)
-    monitors_cli.register(sub)
-    cli_drift.register(sub, _drift_targets)
+    query_cli.register(sub)
+    integrity_cli.register(sub)
+    alerts_cli.register(sub)
+    metrics_cli.register(sub)
+    checks_cli.register(sub)
+    drift_cli.register(sub, _drift_targets)
     return parser
 
 

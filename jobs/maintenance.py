@@ -3,8 +3,8 @@
 import dagster as dg
 
 from tracelake.lineage import LakehouseResource
-from tracelake.lineage.audit_schema import AUDIT_TABLES
-from tracelake.lineage.reconcile import reconcile_mlflow, reconcile_open_runs
+from tracelake.lineage.record.audit_tables import AUDIT_TABLES
+from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
 
 __all__ = ["audit_maintenance_job", "audit_maintenance_schedule", "retention_verification_job",
            "retention_verification_schedule"]
@@ -44,7 +44,7 @@ audit_maintenance_schedule = dg.ScheduleDefinition(job=audit_maintenance_job, cr
 
 @dg.op(description="Read the oldest retained version of every table and compare it with the audit record.")
 def verify_retained_history(context: dg.OpExecutionContext, lakehouse: LakehouseResource) -> None:
-    from tracelake.lineage.retention import verify_retention
+    from tracelake.lineage.integrity.retention import verify_retention
 
     results = verify_retention(lakehouse.open())
     bad = [r for r in results if not r.ok]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from tracelake.assets.monitoring import BLOCKED, MONITORS, SLAS
-from tracelake.monitors.dagster_checks import build_monitoring_checks
+from tracelake.monitors.alerts.monitoring_checks import build_monitoring_checks
 
 __all__ = ["monitoring_checks", "monitoring_job", "monitoring_schedule"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from tracelake.assets import TripSimulatorResource
 from tracelake.lineage import DeltaIOManager, LakehouseResource, MlflowResource, SparkResource
-from tracelake.monitors.channels import AlertChannelsResource
+from tracelake.monitors.alerts.channels import AlertChannelsResource
 
 __all__ = ["build_resources", "local_resources"]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from tracelake.lineage import CHECK_RESULTS, open_lakehouse
 from tracelake.lineage.cli_support import format_table
-from tracelake.lineage.verify import verify_lakehouse
-from tracelake.monitors.alerts import AlertManager
-from tracelake.monitors.watch import stored_anomalies
+from tracelake.lineage.integrity.verify import verify_lakehouse
+from tracelake.monitors.alerts.manager import AlertManager
+from tracelake.monitors.alerts.watch import stored_anomalies
 
 __all__ = ["print_summary"]
 
@@ -49,7 +49,7 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
             print(f"  {a.status:8s} {a.policy} on {a.component} (x{a.occurrences}): {a.message[:100]}", file=out)
     anomalies = stored_anomalies(lake)
     if not anomalies.empty:
-        print(f"\nAnomalies stored (not paged): " + ", ".join(
+        print("\nAnomalies stored (not paged): " + ", ".join(
             f"{m} x{n}" for m, n in anomalies["monitor"].value_counts().items()), file=out)
     drift_day = _print_drift(lake, out)
     report = verify_lakehouse(lake)

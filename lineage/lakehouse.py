@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
-from .audit_store import AuditStore
-from .journal import Journal
-from .layout import Layout
-from .mlflow_link import MlflowLink, MlflowResource, link_for
-from .recorder import Recorder
-from .settings import Settings, load_settings
-from .spark import SparkResource, get_spark
+from tracelake.lineage.record.audit_store import AuditStore
+from tracelake.lineage.record.journal import Journal
+from tracelake.lineage.layout import Layout
+from tracelake.lineage.record.mlflow_link import MlflowLink, MlflowResource, link_for
+from tracelake.lineage.record.recorder import Recorder
+from tracelake.lineage.settings import Settings, load_settings
+from tracelake.lineage.spark import SparkResource, get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

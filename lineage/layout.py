@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .settings import Settings, is_local_uri, to_local_path
+from tracelake.lineage.settings import Settings, is_local_uri, to_local_path
 
 __all__ = ["Layout", "validate_table_name", "RESERVED_COLUMNS", "RUN_ID_COLUMN", "PARTITION_COLUMN"]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from .settings import Settings, load_settings
+from tracelake.lineage.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -1,7 +1,7 @@
 """Monitors: declared tests, ML metrics with late labels, SLAs, anomaly detection on metric
 history, alerts, and drift. Reusable: no particular pipeline is known here.
 
-Names are imported lazily: Spark's Python workers import ``tracelake.monitors.profiles`` for
+Names are imported lazily: Spark's Python workers import ``tracelake.monitors.drift.profiles`` for
 every profiling task, and should not pay for Dagster and the lineage package to do so.
 """
 
@@ -9,19 +9,19 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "alerts": ["AlertManager", "AlertPolicy"],
-    "anomaly": ["RollingBand", "SeasonalBand", "StaticThreshold", "detect"],
-    "channels": ["AlertChannelsResource", "SmtpChannel", "WebhookChannel"],
-    "evaluation": ["LabelledPredictions", "evaluate_window"],
-    "sla": ["MetricSLA", "ReadyBy", "VolumeVsWeekday"],
-    "tests": ["ActionLimit", "AllowedValues", "Expression", "InputFreshness", "NotNull", "NullRate", "Pattern",
-              "Range", "RowCountVsHistory", "Schema", "Unique"],
-    "watch": ["BlockedPipelinePolicy", "MetricMonitor", "watch"],
-    "profiles": ["ProfileSpec", "profile_spark", "merge"],
-    "drift": ["DriftThresholds", "DriftResult", "compare_profiles"],
-    "drift_job": ["DriftTarget"],
-    "drift_query": ["drift_of_window", "explain_drift", "parse_window"],
-    "references": ["Reference", "resolve_reference"],
+    "alerts.manager": ["AlertManager", "AlertPolicy"],
+    "metrics.anomaly": ["RollingBand", "SeasonalBand", "StaticThreshold", "detect"],
+    "alerts.channels": ["AlertChannelsResource", "SmtpChannel", "WebhookChannel"],
+    "metrics.evaluation": ["LabelledPredictions", "evaluate_window"],
+    "alerts.sla": ["MetricSLA", "ReadyBy", "VolumeVsWeekday"],
+    "checks.rules": ["ActionLimit", "AllowedValues", "Expression", "InputFreshness", "NotNull", "NullRate", "Pattern",
+                     "Range", "RowCountVsHistory", "Schema", "Unique"],
+    "alerts.watch": ["BlockedPipelinePolicy", "MetricMonitor", "watch"],
+    "drift.profiles": ["ProfileSpec", "profile_spark", "merge"],
+    "drift.statistics": ["DriftThresholds", "DriftResult", "compare_profiles"],
+    "drift.job": ["DriftTarget"],
+    "drift.query": ["drift_of_window", "explain_drift", "parse_window"],
+    "drift.references": ["Reference", "resolve_reference"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from tracelake.lineage.component import component_spec
+from tracelake.lineage.record.component import component_spec
 
 
 def test_definitions_load_with_every_asset_job_schedule_and_resource():

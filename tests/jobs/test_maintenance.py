@@ -9,7 +9,7 @@ from deltalake import DeltaTable
 
 from tracelake.jobs.maintenance import audit_maintenance_job, retention_verification_job
 from tracelake.lineage import COMPONENT_RUNS, LakehouseResource, MlflowResource, open_lakehouse
-from tracelake.lineage.runid import new_run_id
+from tracelake.lineage.record.runid import new_run_id
 
 
 def test_audit_maintenance_abandons_dead_runs_flushes_and_compacts(home, spark):

@@ -3,17 +3,14 @@ hold of what was recorded (the foundation issue's acceptance checks)."""
 
 from __future__ import annotations
 
-from datetime import date
 
 import dagster as dg
-import pandas as pd
-import pytest
 from deltalake import DeltaTable
 from mlflow import MlflowClient
 
 from tracelake.assets import PIPELINE_ASSETS
 from tracelake.lineage import RUN_ID_COLUMN
-from tracelake.lineage.verify import verify_lakehouse
+from tracelake.lineage.integrity.verify import verify_lakehouse
 
 
 def _materialisations(instance: dg.DagsterInstance):

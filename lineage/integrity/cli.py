@@ -1,0 +1,134 @@
+"""``tracelake`` integrity subcommands: ``audit status|flush|verify|reconcile|compact``, ``vacuum``,
+``retention verify`` - the commands that keep the record whole and prove it is."""
+
+from __future__ import annotations
+
+import argparse
+
+from tracelake.lineage.cli_support import CliError, add_json_flag, emit, format_table
+from tracelake.lineage.lakehouse import open_lakehouse
+
+__all__ = ["register"]
+
+
+def _lake(args: argparse.Namespace):
+    return open_lakehouse(getattr(args, "home", None))
+
+
+def _audit_status(args: argparse.Namespace) -> int:
+    from deltalake import DeltaTable
+
+    from tracelake.lineage.record.audit_tables import AUDIT_TABLES
+
+    lake = _lake(args)
+    tables = []
+    for name in sorted(AUDIT_TABLES):
+        path = lake.store.path(name)
+        if DeltaTable.is_deltatable(path):
+            dt = DeltaTable(path)
+            tables.append({"table": name, "version": dt.version(), "files": len(dt.file_uris()),
+                           "retention": dt.metadata().configuration.get("delta.logRetentionDuration")})
+        else:
+            tables.append({"table": name, "version": None, "files": 0, "retention": None})
+    payload = {"home": lake.settings.home, "journal": lake.journal.describe(), "tables": tables}
+    human = (f"lakehouse {lake.settings.home}\njournal   {payload['journal']}\n\n"
+             + format_table(tables, ["table", "version", "files", "retention"]))
+    emit(args, payload, human)
+    return 0
+
+
+def _audit_flush(args: argparse.Namespace) -> int:
+    written = _lake(args).flush()
+    emit(args, written, "flushed: " + (", ".join(f"{k}={v}" for k, v in written.items()) or "nothing pending"))
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from tracelake.lineage.integrity.verify import verify_lakehouse
+
+    report = verify_lakehouse(_lake(args))
+    payload = {"ok": report.ok, "records": report.checked_records, "runs": report.checked_runs,
+               "problems": report.problems}
+    human = (f"{'OK' if report.ok else 'PROBLEMS'}: {report.checked_records} audit records, "
+             f"{report.checked_runs} succeeded runs checked against their tables")
+    if report.problems:
+        human += "\n" + "\n".join(f"  - {p}" for p in report.problems)
+    emit(args, payload, human)
+    return 0 if report.ok else 1
+
+
+def _audit_reconcile(args: argparse.Namespace) -> int:
+    from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
+
+    lake = _lake(args)
+    results = reconcile_open_runs(lake, min_age_s=args.min_age)
+    if not args.skip_mlflow:
+        results += reconcile_mlflow(lake)
+    rows = [r.__dict__ for r in results]
+    emit(args, rows, format_table(rows, ["run_id", "component", "action", "detail"], {"detail": 80}) if rows
+         else "nothing to reconcile")
+    return 0
+
+
+def _audit_compact(args: argparse.Namespace) -> int:
+    from tracelake.lineage.record.audit_tables import AUDIT_TABLES
+
+    lake = _lake(args)
+    lake.flush()
+    rows = [lake.store.compact(t) for t in sorted(AUDIT_TABLES)]
+    emit(args, rows, format_table(rows, ["table", "version", "numFilesAdded", "numFilesRemoved", "skipped"]))
+    return 0
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    from tracelake.lineage.integrity.retention import RetentionError, vacuum
+
+    try:
+        rows = vacuum(_lake(args), table=args.table, retain_days=args.retain_days, dry_run=not args.run)
+    except RetentionError as exc:
+        raise CliError(str(exc)) from None
+    emit(args, rows, format_table(rows, ["table", "retain_days", "dry_run", "files"]) +
+         ("" if args.run else "\n(dry run: pass --run to delete those files)"))
+    return 0
+
+
+def _retention_verify(args: argparse.Namespace) -> int:
+    from tracelake.lineage.integrity.retention import verify_retention
+
+    results = verify_retention(_lake(args))
+    rows = [{"table": r.table, "oldest": r.oldest_version, "latest": r.latest_version, "ok": r.ok,
+             "problems": "; ".join(r.problems)} for r in results]
+    emit(args, rows, format_table(rows, ["table", "oldest", "latest", "ok", "problems"], {"problems": 100}))
+    return 0 if all(r.ok for r in results) else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    audit = sub.add_parser("audit", help="the audit store: status, flush, verify, reconcile, compact")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    for name, func, help_text in [
+        ("status", _audit_status, "journal and audit tables"),
+        ("flush", _audit_flush, "write journaled records to the Delta audit tables now"),
+        ("verify", _audit_verify, "check the hash chain and every recorded output version"),
+        ("compact", _audit_compact, "compact and checkpoint the audit tables"),
+    ]:
+        q = audit_sub.add_parser(name, help=help_text)
+        add_json_flag(q)
+        q.set_defaults(func=func)
+    rec = audit_sub.add_parser("reconcile", help="record dead runs as abandoned; finish orphaned MLflow runs")
+    rec.add_argument("--min-age", type=float, default=0.0, help="only runs open at least this many seconds")
+    rec.add_argument("--skip-mlflow", action="store_true", help="do not touch MLflow")
+    add_json_flag(rec)
+    rec.set_defaults(func=_audit_reconcile)
+
+    p = sub.add_parser("vacuum", help="VACUUM through the retention guard (dry run unless --run)")
+    p.add_argument("--table")
+    p.add_argument("--retain-days", type=float, help="default: the retention setting; shorter is refused")
+    p.add_argument("--run", action="store_true", help="really delete the files")
+    add_json_flag(p)
+    p.set_defaults(func=_vacuum)
+
+    p = sub.add_parser("retention", help="history kept for years")
+    rsub = p.add_subparsers(dest="retention_command", required=True)
+    q = rsub.add_parser("verify", help="read the oldest version of every table and check it against the audit")
+    add_json_flag(q)
+    q.set_defaults(func=_retention_verify)

@@ -1,0 +1,219 @@
+"""Reading slices of lakehouse tables for lineage queries, without Spark.
+
+delta-rs resolves a table at a version (or a timestamp), DataFusion evaluates the user's SQL
+predicate, and pyarrow filters by partitions, run ids and key values. A CLI trace therefore
+costs a process start and some Parquet reads, not a JVM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable, QueryBuilder
+from deltalake.exceptions import TableNotFoundError
+
+from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
+
+__all__ = ["SliceReader", "TableAt", "key_strings", "resolve_as_of", "SliceError"]
+
+_SEP = "\x1f"
+
+
+class SliceError(ValueError):
+    """The table, version, timestamp or predicate cannot be used (said in one line)."""
+
+
+@dataclass(frozen=True)
+class TableAt:
+    table: str
+    path: str
+    version: int
+
+
+def resolve_as_of(as_of: str | int | None) -> int | datetime | None:
+    """'12' -> version 12; an ISO time -> that instant (UTC if no zone); None -> latest."""
+    if as_of is None or isinstance(as_of, int):
+        return as_of
+    text = str(as_of).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise SliceError(f"--as-of {text!r} is neither a version number nor an ISO time "
+                         "(e.g. 12 or 2026-01-20T06:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
+    """Composite key per row as one string (values cast to text), for set membership."""
+    parts = [pc.cast(table.column(c), pa.string()) for c in columns]
+    if len(parts) == 1:
+        return parts[0]
+    return pc.binary_join_element_wise(*parts, _SEP)
+
+
+class SliceReader:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self._tables: dict[tuple[str, int], DeltaTable] = {}
+        self._datasets: dict[tuple[str, int], ds.Dataset] = {}
+        self._files: dict[tuple[str, int], dict[str | None, list[str]]] = {}
+
+    def table_at(self, table: str, as_of: int | datetime | None = None) -> TableAt:
+        path = self.layout.table(table)
+        try:
+            dt = DeltaTable(path)
+        except TableNotFoundError:
+            raise SliceError(f"no table {table!r} in the lakehouse ({path})") from None
+        if as_of is not None:
+            try:
+                dt.load_as_version(as_of)
+            except Exception as exc:  # delta-rs raises several types here; all mean "no such version"
+                raise SliceError(f"{table} has no version as of {as_of} ({str(exc).splitlines()[0][:120]})") from None
+        version = dt.version()
+        self._tables[(path, version)] = dt
+        return TableAt(table, path, version)
+
+    def _dt(self, path: str, version: int) -> DeltaTable:
+        key = (path, version)
+        if key not in self._tables:
+            self._tables[key] = DeltaTable(path, version=version)
+        return self._tables[key]
+
+    def _skip_by_stats(self, path: str, version: int, files: list[str], key_columns: Sequence[str],
+                       key_values: pa.Array) -> list[str]:
+        """Drop files whose Delta min/max statistics exclude every key value (data skipping).
+
+        Only single string keys are pruned; anything else keeps every file (correct, slower).
+        """
+        if len(key_columns) != 1:
+            return files
+        column = key_columns[0]
+        stats = self._stats(path, version)
+        lo, hi = stats.get(f"min.{column}"), stats.get(f"max.{column}")
+        if lo is None or hi is None:
+            return files
+        values = sorted(v for v in key_values.to_pylist() if v is not None)
+        if not values:
+            return []
+        import bisect
+
+        keep = []
+        for f in files:
+            a, b = lo.get(f), hi.get(f)
+            if not isinstance(a, str) or not isinstance(b, str):
+                keep.append(f)
+                continue
+            i = bisect.bisect_left(values, a)
+            if i < len(values) and values[i] <= b:
+                keep.append(f)
+        return keep
+
+    def _stats(self, path: str, version: int) -> dict[str, dict[str, Any]]:
+        key = (path, version, "stats")
+        if key not in self._files:
+            from tracelake.lineage.record.delta_meta import pinned_files
+
+            pinned = pinned_files(path, version)
+            actions = pa.table(self._dt(path, version).get_add_actions(flatten=True))
+            out: dict[str, dict[str, Any]] = {}
+            if pinned is not None:
+                for name in actions.column_names:
+                    if name.startswith(("min.", "max.")) and pa.types.is_string(actions.schema.field(name).type) or \
+                            name.startswith(("min.", "max.")) and pa.types.is_large_string(actions.schema.field(name).type):
+                        out[name] = dict(zip(pinned.files, actions.column(name).to_pylist()))
+            self._files[key] = out
+        return self._files[key]
+
+    def _schema(self, path: str, version: int) -> pa.Schema:
+        key = (path, version, "schema")
+        if key not in self._files:
+            self._files[key] = pa.schema(self._dt(path, version).schema().to_arrow())
+        return self._files[key]
+
+    def _partition_files(self, path: str, version: int) -> dict[str | None, list[str]] | None:
+        """partition value -> data files, for plain partitioned local tables (else None)."""
+        key = (path, version)
+        if key not in self._files:
+            from tracelake.lineage.record.delta_meta import pinned_files
+
+            pinned = pinned_files(path, version)
+            if pinned is None or PARTITION_COLUMN not in pinned.partition_columns:
+                self._files[key] = None
+            else:
+                mapping: dict[str | None, list[str]] = {}
+                for value, file in zip(pinned.partition_values or [], pinned.files):
+                    mapping.setdefault(value, []).append(file)
+                self._files[key] = mapping
+        return self._files[key]
+
+    def select(self, at: TableAt, predicate: str, columns: Iterable[str]) -> pa.Table:
+        """Rows of ``at`` matching a SQL predicate (DataFusion dialect), only ``columns``."""
+        dt = self._dt(at.path, at.version)
+        available = set(dt.schema().to_arrow().names) if hasattr(dt.schema(), "to_arrow") else None
+        cols = [c for c in dict.fromkeys([RUN_ID_COLUMN, *columns]) if available is None or c in available]
+        sql = f'SELECT {", ".join(_quote(c) for c in cols)} FROM t WHERE {predicate}'
+        try:
+            reader = QueryBuilder().register("t", dt).execute(sql)
+        except Exception as exc:  # DataFusion parse/plan errors: the user's predicate is wrong
+            raise SliceError(f"cannot evaluate --where {predicate!r} on {at.table}: {str(exc).splitlines()[0][:200]}") from None
+        return _plain_strings(pa.table(reader.read_all()))
+
+    def rows(self, path: str, version: int, columns: Iterable[str], *, partitions: Sequence[str] | None = None,
+             run_ids: Iterable[str] | None = None, key_columns: Sequence[str] | None = None,
+             key_values: pa.Array | None = None) -> pa.Table:
+        """Rows of a table version, filtered by partitions, writer runs and/or composite key values."""
+        key = (path, version)
+        table_schema = self._schema(path, version)
+        names = set(table_schema.names)
+        cols = [c for c in dict.fromkeys([RUN_ID_COLUMN, *columns, *(key_columns or [])]) if c in names]
+        run_filter = ds.field(RUN_ID_COLUMN).isin(list(run_ids)) if run_ids is not None else None
+        files = self._partition_files(path, version) if partitions is not None else None
+        if files is not None and PARTITION_COLUMN not in cols:
+            # Open only the files of the wanted partitions: filtering a dataset of tens of
+            # thousands of fragments by partition costs far more than reading a few files.
+            chosen = [f for p in partitions for f in files.get(p, [])]
+            if key_columns and key_values is not None and len(chosen) > 8:
+                chosen = self._skip_by_stats(path, version, chosen, key_columns, key_values)
+            schema = pa.schema([table_schema.field(c) for c in cols])
+            data = ds.dataset(chosen, schema=schema, format="parquet").to_table(columns=cols, filter=run_filter) \
+                if chosen else schema.empty_table()
+        else:
+            dataset = self._datasets.get(key)
+            if dataset is None:
+                dataset = self._datasets[key] = self._dt(path, version).to_pyarrow_dataset()
+            flt = run_filter
+            if partitions is not None and PARTITION_COLUMN in names:
+                part_filter = ds.field(PARTITION_COLUMN).isin(list(partitions))
+                flt = part_filter if flt is None else part_filter & flt
+            data = dataset.to_table(columns=cols, filter=flt)
+        data = _plain_strings(data)
+        if key_columns:
+            missing = [c for c in key_columns if c not in data.column_names]
+            if missing:
+                raise SliceError(f"{path}@v{version} has no column(s) {missing} declared as lineage keys")
+            if key_values is not None:
+                data = data.filter(pc.is_in(key_strings(data, key_columns), value_set=key_values))
+        return data
+
+
+def _quote(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    """DataFusion returns string_view; pyarrow kernels and pandas want plain strings."""
+    fields, cols = [], []
+    for field, col in zip(table.schema, table.columns):
+        if pa.types.is_string_view(field.type) or pa.types.is_large_string(field.type):
+            col = pc.cast(col, pa.string())
+            field = field.with_type(pa.string())
+        fields.append(field)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))

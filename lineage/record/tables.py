@@ -1,0 +1,173 @@
+"""Reading and writing data tables with Spark: pinned-version reads, one-commit writes.
+
+Every write is exactly one Delta commit whose ``userMetadata`` names the component run, and
+every row carries the run id in ``_tl_run_id``; partitioned assets also carry their Dagster
+partition key in ``_tl_partition`` (the physical partition column), so a re-run of a partition
+replaces exactly that partition (``replaceWhere``) in the same single commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from typing import TYPE_CHECKING, Any, Literal, Sequence
+
+from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS, RUN_ID_COLUMN
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["WriteMode", "SchemaPolicy", "read_version", "write_commit", "TableWriteError", "fast_pinned_reads"]
+
+log = logging.getLogger("tracelake.tables")
+
+WriteMode = Literal["partition", "append", "overwrite"]
+SchemaPolicy = Literal["strict", "merge"]
+
+_RETRYABLE = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+              "ConcurrentTransactionException", "ProtocolChangedException", "MetadataChangedException",
+              "DELTA_CONCURRENT")
+
+
+class TableWriteError(RuntimeError):
+    """A write was refused (schema mismatch, bad partition values ...); nothing was committed."""
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def read_version(spark: "SparkSession", path: str, version: int, partitions: Sequence[str] | None = None,
+                 keep_reserved: bool = False) -> "DataFrame":
+    """The table exactly as of ``version`` (optionally only some partitions)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    from tracelake.lineage.record.delta_meta import pinned_files
+
+    pinned = pinned_files(path, int(version), partitions) if fast_pinned_reads() else None
+    if pinned is not None and len(pinned.files) > _FAST_READ_MAX_FILES:
+        pinned = None  # many files: Spark's Delta reader (stats, parallel scan) beats a file list
+    if pinned is not None:
+        schema = StructType.fromJson(json.loads(pinned.schema_json))
+        if pinned.files:
+            df = spark.read.schema(schema).option("basePath", path).parquet(*pinned.files)
+            df = df.select(*schema.fieldNames())  # Delta's column order, partition column included
+        else:
+            df = spark.createDataFrame([], schema)
+        if not keep_reserved:
+            df = df.drop(*[c for c in RESERVED_COLUMNS if c in df.columns])
+        return df
+    df = spark.read.format("delta").option("versionAsOf", int(version)).load(path)
+    if partitions is not None:
+        if PARTITION_COLUMN not in df.columns:
+            raise TableWriteError(f"{path} is not partitioned, but partitions {list(partitions)[:3]}... were asked for")
+        df = df.where(F.col(PARTITION_COLUMN).isin(list(partitions)))
+    if not keep_reserved:
+        df = df.drop(*[c for c in RESERVED_COLUMNS if c in df.columns])
+    return df
+
+
+_FAST_READ_MAX_FILES = 256
+
+
+def fast_pinned_reads() -> bool:
+    """``TRACELAKE_FAST_PINNED_READS=0`` forces every pinned read through Spark's Delta reader."""
+    return os.environ.get("TRACELAKE_FAST_PINNED_READS", "1") not in ("0", "false", "no")
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(marker in text for marker in _RETRYABLE)
+
+
+def write_commit(
+    spark: "SparkSession",
+    path: str,
+    df: "DataFrame",
+    *,
+    run_id: str,
+    user_metadata: dict[str, Any],
+    mode: WriteMode,
+    partitions: Sequence[str] | None = None,
+    schema_policy: SchemaPolicy = "strict",
+    replace_existing: bool = True,
+    max_attempts: int = 8,
+) -> "DataFrame":
+    """Write ``df`` as one Delta commit; returns the DataFrame as written (with reserved columns).
+
+    ``replace_existing=False`` (the partitions are known to be absent) writes a partition as a
+    blind append: one Spark job instead of five, because ``replaceWhere`` makes Delta rebuild the
+    table state to find files to remove. Callers must check afterwards that no other writer
+    added the same partition in between (``recorder`` does).
+
+    Concurrent writers are handled by Delta's optimistic concurrency: a conflicting commit is
+    retried (blind appends and writes to different partitions never conflict).
+    """
+    from pyspark.sql import functions as F
+
+    if RUN_ID_COLUMN in df.columns:
+        df = df.drop(RUN_ID_COLUMN)
+    out = df.withColumn(RUN_ID_COLUMN, F.lit(run_id))
+    writer_opts: dict[str, str] = {"userMetadata": json.dumps(user_metadata, sort_keys=True)}
+    if schema_policy == "merge":
+        writer_opts["mergeSchema"] = "true"
+
+    if mode == "partition":
+        if not partitions:
+            raise TableWriteError(f"{path}: a partition write needs the partition key(s) of the run")
+        if PARTITION_COLUMN in out.columns:
+            if len(partitions) == 1:
+                out = out.withColumn(PARTITION_COLUMN, F.lit(partitions[0]))
+        else:
+            if len(partitions) != 1:
+                raise TableWriteError(
+                    f"{path}: this run covers {len(partitions)} partitions; the output must say which "
+                    f"partition each row belongs to in a `{PARTITION_COLUMN}` column"
+                )
+            out = out.withColumn(PARTITION_COLUMN, F.lit(partitions[0]))
+        if replace_existing:
+            predicate = f"{PARTITION_COLUMN} IN ({', '.join(_sql_literal(p) for p in partitions)})"
+            writer_opts["replaceWhere"] = predicate
+            spark_mode = "overwrite"
+        else:
+            spark_mode = "append"
+    elif mode == "append":
+        spark_mode = "append"
+    elif mode == "overwrite":
+        spark_mode = "overwrite"
+        if schema_policy == "merge":
+            writer_opts["overwriteSchema"] = "true"
+            writer_opts.pop("mergeSchema", None)
+    else:
+        raise TableWriteError(f"unknown write mode {mode!r}; use partition, append or overwrite")
+
+    for attempt in range(1, max_attempts + 1):
+        writer = out.write.format("delta").mode(spark_mode)
+        for key, value in writer_opts.items():
+            writer = writer.option(key, value)
+        if mode == "partition":
+            writer = writer.partitionBy(PARTITION_COLUMN)
+        try:
+            writer.save(path)
+            return out
+        except Exception as exc:  # classified below; anything not retryable is re-raised as is
+            if not _is_retryable(exc) or attempt == max_attempts:
+                if "DELTA_FAILED_TO_MERGE_FIELDS" in str(exc) or "schema mismatch" in str(exc).lower() or "DELTA_SCHEMA" in str(exc):
+                    raise TableWriteError(
+                        f"{path}: the output's schema does not match the table's ({_first_line(exc)}); "
+                        "fix the component, or declare schema_evolution='merge' if the change is intended"
+                    ) from exc
+                raise
+            delay = min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random())
+            log.warning("concurrent commit on %s (attempt %d/%d), retrying in %.2fs", path, attempt, max_attempts, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,101 @@
+"""``tracelake drift TABLE --window … [--reference …] [--slice …] [--report] [--explain]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable, Sequence
+
+from tracelake.lineage import open_lakehouse
+from tracelake.lineage.cli_support import CliError, add_json_flag, emit, format_table
+
+from tracelake.monitors.drift.job import DriftTarget
+from tracelake.monitors.drift.query import default_report_dir, drift_of_window, explain_drift, parse_window
+from tracelake.monitors.drift.profiles import ALL
+from tracelake.monitors.drift.references import ReferenceNotFound
+
+__all__ = ["register"]
+
+_COLUMNS = ["column", "slice", "ref_rows", "cur_rows", "method", "score", "threshold", "drifted", "psi", "js",
+            "ks", "ks_bound", "detail"]
+
+
+def _row(r) -> dict:
+    return {"column": r.column, "slice": "all" if r.slice_key == ALL else f"{r.slice_key}={r.slice_value}",
+            "ref_rows": r.ref_rows, "cur_rows": r.cur_rows, "method": r.method, "score": r.score,
+            "threshold": r.threshold, "drifted": "-" if r.drifted is None else ("DRIFT" if r.drifted else "ok"),
+            "psi": r.psi, "js": r.js, "ks": r.ks, "ks_bound": r.ks_bound, "detail": r.detail,
+            "wasserstein_norm": r.wasserstein_norm, "chi2_pvalue": r.chi2_pvalue, "ks_pvalue": r.ks_pvalue}
+
+
+def _select(results, slice_text: str | None):
+    if not slice_text:
+        return [r for r in results if r.slice_key == ALL]
+    key, _, value = slice_text.partition("=")
+    return [r for r in results if r.slice_key == key and (not value or r.slice_value == value)]
+
+
+def _explain_text(view: dict) -> str:
+    lines = [f"root cause of drift in {view['table']} over {view['window']} (reference {view['reference']})"]
+    if not view["drifted_columns"]:
+        lines.append("  no column drifted beyond its threshold")
+    for c in view["drifted_columns"]:
+        lines.append(f"  drifted: {c['column']} ({c['method']} {c['score']:.3g} >= {c['threshold']}) {c['detail']}".rstrip())
+    for s in view["slices"]:
+        lines.append(f"  concentrated in {s['slice']} for {s['column']}: score {s['score']:.3g}, "
+                     f"{s['share_of_rows']:.0%} of rows {s['detail']}".rstrip())
+    lines.append(f"  upstream runs inspected: {view['upstream_runs_inspected']}")
+    for u in view["upstream_notable"]:
+        what = [f"status {u['status']}"] if u["status"] != "succeeded" else []
+        what += [f"changed {', '.join(u['changed'])}"] if u["changed"] else []
+        what += [f"failed checks {', '.join(u['failed_checks'])}"] if u["failed_checks"] else []
+        lines.append(f"  upstream {u['component']} {u['partition'] or ''} (run {u['run_id']}): {'; '.join(what)}")
+    return "\n".join(lines)
+
+
+def register(sub: argparse._SubParsersAction, targets: Callable[[], Sequence[DriftTarget]]) -> None:
+    """``targets`` returns the declared drift targets (the pipeline's, by default)."""
+
+    def run(args: argparse.Namespace) -> int:
+        known = {t.table: t for t in targets()}
+        if args.table not in known:
+            raise CliError(f"{args.table!r} is not a watched table; watched: {', '.join(sorted(known))}")
+        lake = open_lakehouse(getattr(args, "home", None))
+        try:
+            window = parse_window(lake, args.table, args.window)
+            drift = drift_of_window(lake, known[args.table], window, args.reference,
+                                    report_dir=default_report_dir(lake, args.table) if args.report else None,
+                                    sample_rows=args.sample_rows)
+        except (LookupError, ValueError, ReferenceNotFound) as exc:
+            raise CliError(str(exc).strip("'\"")) from None
+        rows = [_row(r) for r in _select(drift.results, args.slice)]
+        payload = {"table": args.table, "window": window.label, "days": list(window.days),
+                   "reference": drift.reference.as_dict(), "results": rows, "notes": drift.notes,
+                   "report_html": drift.report.html_path if drift.report else None,
+                   "report_json": drift.report.json_path if drift.report else None}
+        human = [f"{args.table} over {window.label} vs {drift.reference.description}",
+                 format_table(rows, _COLUMNS, {"detail": 60}) if rows else f"no results for slice {args.slice!r}"]
+        human += [f"note: {n}" for n in drift.notes]
+        if drift.report:
+            human.append(f"Evidently report: {drift.report.html_path} (snapshot {drift.report.json_path})")
+        else:
+            human.append("Evidently report: add --report to build one for this window; the daily job's reports "
+                         "are linked from the data_drift table (report_html)")
+        if args.explain:
+            view = explain_drift(lake, drift)
+            payload["explain"] = view
+            human.append(_explain_text(view))
+        emit(args, payload, "\n".join(human))
+        return 0
+
+    p = sub.add_parser("drift", help="drift of a watched table over a window, per column (and slice)")
+    p.add_argument("table", help="a watched table, e.g. trip_features, tip_predictions, trip_labels")
+    p.add_argument("--window", default="1d", help="YYYY-MM-DD, START..END, START.., 7d, cumulative (default: newest day)")
+    p.add_argument("--reference", default="lineage",
+                   help="lineage (the model's training data, default), previous, or fixed:START..END")
+    p.add_argument("--slice", help="a slice key (all its values) or key=value, e.g. pickup_zone=Lakeside")
+    p.add_argument("--report", action="store_true", help="also build an Evidently report (HTML + JSON) for the window")
+    p.add_argument("--sample-rows", type=int, default=5000, help="rows per side for the Evidently report")
+    p.add_argument("--explain", action="store_true",
+                   help="root cause: drifted columns, slices where drift concentrates, upstream runs that changed")
+    add_json_flag(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,181 @@
+"""The post-hoc queries on the faulted reference scenario (issue: lineage)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from deltalake import DeltaTable
+
+from tracelake.jobs.cli import main
+from tracelake.lineage.query.history import component_history, diff_runs
+from tracelake.lineage.query.impact import impact
+from tracelake.lineage.query.render import trace_dot, trace_mermaid, trace_tree
+from tracelake.lineage.query.slices import SliceError
+from tracelake.lineage.query.trace import LineageWalker, trace
+
+BUG_DAY = "2026-01-14"
+
+
+def _run(lake, component, partition):
+    runs = lake.store.component_runs()
+    hit = runs[(runs["component"] == component) & (runs["partition_key"] == partition)]
+    assert len(hit) == 1, (component, partition)
+    return hit.iloc[0]
+
+
+def test_predictions_of_the_bug_day_trace_back_to_the_bad_etl_run(scenario):
+    lake = scenario["lake"]
+    bad_etl = _run(lake, "cleaned_trips", BUG_DAY)["run_id"]
+    result = trace(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND pickup_zone = 'Airport'")
+    assert result.rows > 0
+    (root,) = result.roots
+    assert result.nodes[root].component == "tip_predictions" and result.nodes[root].partition_key == BUG_DAY
+    assert bad_etl in result.nodes
+    # Row-level narrowing: only the Airport trips of that day, at every keyed hop down to the source.
+    for component in ("trip_features", "cleaned_trips", "raw_trips"):
+        node = result.nodes[_run(lake, component, BUG_DAY)["run_id"]]
+        assert node.rows == result.rows
+    # ... and across cadences through the model to the weekly training set and its daily inputs.
+    model_nodes = [n for n in result.nodes.values() if n.kind == "model"]
+    assert [n.label for n in model_nodes] == ["model tip_model v1"]
+    training = _run(lake, "tip_model", "2026-01-12")["run_id"]
+    assert training in result.nodes
+    features_days = sorted(n.partition_key for n in result.runs("trip_features"))
+    assert features_days[0] == "2026-01-05" and BUG_DAY in features_days
+    assert {n.partition_key for n in result.runs("trip_labels")} >= {"2026-01-07", "2026-01-11"}
+
+
+def test_a_later_model_carries_the_bad_etl_run_into_its_predictions(scenario):
+    lake = scenario["lake"]
+    bad_etl = _run(lake, "cleaned_trips", BUG_DAY)["run_id"]
+    result = trace(lake, "tip_predictions", "pickup_date = '2026-01-20'")
+    assert [n.label for n in result.nodes.values() if n.kind == "model"] == ["model tip_model v2"]
+    assert bad_etl in result.nodes  # via model v2 <- training set of Jan 19 <- features of Jan 14
+
+
+def test_impact_of_the_bad_etl_run_is_exactly_the_affected_predictions(scenario):
+    lake = scenario["lake"]
+    bad_etl = _run(lake, "cleaned_trips", BUG_DAY)["run_id"]
+    result = impact(lake, bad_etl)
+    preds = DeltaTable(lake.layout.table("tip_predictions")).to_pandas()
+    expected = preds[(preds["pickup_date"].astype(str) == BUG_DAY) | (preds["model_version"] == "2")]
+    affected = result.affected_runs("tip_predictions")
+    assert sum(n.rows for n in affected) == len(expected)
+    assert {n.id for n in affected} == set(expected["_tl_run_id"])
+    # Nothing else: the days around the bug, predicted by model v1, are untouched.
+    for day in ("2026-01-13", "2026-01-15", "2026-01-16", "2026-01-17"):
+        assert _run(lake, "tip_predictions", day)["run_id"] not in result.nodes
+    assert result.models() == ["model tip_model v2"]
+    summary = {s["component"]: s for s in result.summary()}
+    assert summary["trip_features"]["runs"] == 1 and summary["training_set"]["runs"] == 1
+    # Same answer when asked by table version.
+    version = int(_run(lake, "cleaned_trips", BUG_DAY)["output_version"])
+    assert impact(lake, f"cleaned_trips@{version}").start == bad_etl
+
+
+def test_trace_as_of_a_time_before_the_retrain_reports_the_old_model(scenario):
+    lake = scenario["lake"]
+    retrain = _run(lake, "tip_model", "2026-01-19")
+    before = retrain["started_at"].isoformat()
+    old = trace(lake, "tip_predictions", "pickup_date >= '2026-01-12'", as_of=before)
+    new = trace(lake, "tip_predictions", "pickup_date >= '2026-01-12'")
+    assert [n.label for n in old.nodes.values() if n.kind == "model"] == ["model tip_model v1"]
+    assert sorted(n.label for n in new.nodes.values() if n.kind == "model") == ["model tip_model v1", "model tip_model v2"]
+    assert old.version < new.version
+
+
+def test_renderings_and_json(scenario):
+    result = trace(scenario["lake"], "tip_predictions", "pickup_date = '2026-01-20'")
+    tree = trace_tree(result)
+    assert tree.splitlines()[0].startswith("tip_predictions@v") and "more trip_features runs" in tree
+    assert "more trip_features runs" not in trace_tree(result, max_siblings=None)
+    mermaid = trace_mermaid(result)
+    assert mermaid.startswith("flowchart LR") and mermaid.count("-->") == len(result.edges)
+    assert trace_dot(result).startswith("digraph lineage")
+    payload = json.loads(json.dumps(result.to_dict(), default=str))
+    assert payload["rows"] == result.rows and len(payload["nodes"]) == len(result.nodes)
+
+
+def test_history_marks_changes_and_diff_says_what_differs(scenario):
+    lake = scenario["lake"]
+    history = component_history(lake, "cleaned_trips")
+    assert [h["partition_key"] for h in history][:2] == ["2026-01-05", "2026-01-06"]
+    assert all(h["changed"] == [] for h in history)  # same code and config all along
+    assert {h["status"] for h in history} == {"succeeded"}
+    a, b = _run(lake, "tip_model", "2026-01-12"), _run(lake, "tip_model", "2026-01-19")
+    d = diff_runs(lake, a["run_id"], b["run_id"])
+    assert d["code"] == {} and d["config"] == {}
+    assert d["inputs"]["training_set"]["a"] != d["inputs"]["training_set"]["b"]
+    assert "val_auc" in d["metrics"] and d["metrics"]["val_auc"]["delta"] is not None
+    assert d["schema"] == {"added": [], "removed": [], "changed": {}}
+
+
+def test_bad_questions_get_clear_errors(scenario):
+    lake = scenario["lake"]
+    with pytest.raises(SliceError, match="cannot evaluate --where"):
+        trace(lake, "tip_predictions", "no_such_column = 1")
+    with pytest.raises(SliceError, match="no table 'nope'"):
+        trace(lake, "nope", "true")
+    with pytest.raises(SliceError, match="neither a version number nor an ISO time"):
+        trace(lake, "tip_predictions", "true", as_of="last tuesday")
+    with pytest.raises(SliceError, match="no recorded run wrote"):
+        impact(lake, "cleaned_trips@999")
+
+
+def test_cli_trace_impact_history_diff(scenario, capsys):
+    home = scenario["home"]
+    assert main(["--home", home, "trace", "tip_predictions", "--where", f"pickup_date = '{BUG_DAY}'", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert any(n["component"] == "cleaned_trips" and n["partition_key"] == BUG_DAY for n in payload["nodes"])
+    assert main(["--home", home, "trace", "tip_predictions", "--where", f"pickup_date = '{BUG_DAY}'",
+                 "--format", "mermaid"]) == 0
+    assert capsys.readouterr().out.startswith("flowchart LR")
+    bad_etl = _run(scenario["lake"], "cleaned_trips", BUG_DAY)["run_id"]
+    assert main(["--home", home, "impact", bad_etl]) == 0
+    out = capsys.readouterr().out
+    assert "tip_predictions" in out and "model versions affected: model tip_model v2" in out
+    assert main(["--home", home, "history", "tip_model", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+    a, b = (_run(scenario["lake"], "tip_model", d)["run_id"] for d in ("2026-01-12", "2026-01-19"))
+    assert main(["--home", home, "diff", a, b]) == 0
+    assert "training_set: v0" in capsys.readouterr().out
+    assert main(["--home", home, "trace", "tip_predictions", "--where", "bogus_col > 1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot evaluate --where" in err
+
+
+def test_a_warm_walker_answers_repeated_questions_from_memory(scenario):
+    walker = LineageWalker(scenario["lake"])
+    first = trace(scenario["lake"], "tip_predictions", f"pickup_date = '{BUG_DAY}'", walker=walker)
+    again = trace(scenario["lake"], "tip_predictions", f"pickup_date = '{BUG_DAY}'", walker=walker)
+    assert set(first.nodes) == set(again.nodes)
+
+
+def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(scenario, tmp_path):
+    import shutil
+
+    from tracelake.lineage import open_lakehouse
+    from tracelake.lineage.query.flags import active_flags, flag, review, unflag, upstream_checks
+
+    copy = tmp_path / "flagged"  # flags are writes: keep the shared scenario untouched
+    shutil.copytree(scenario["home"], copy, ignore=shutil.ignore_patterns("mlflow"))
+    lake = open_lakehouse(str(copy))
+    bad_etl = _run(lake, "cleaned_trips", BUG_DAY)["run_id"]
+    f1 = flag(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND pickup_zone IN ('Airport', 'Midtown')",
+              "tip probabilities look wrong for long trips", by="oncall")
+    flag(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND payment_type = 'cash'", "cash tips predicted",
+         by="oncall")
+    assert f1["rows"] > 0 and len(active_flags(lake)) == 2
+    ranking = review(lake)
+    top = ranking[0]
+    assert top.run_id == bad_etl, [(e.component, e.partition_key, e.score, e.why) for e in ranking[:5]]
+    assert top.in_flagged == 2 and top.in_unflagged == 0
+    assert "fare_amount_range" in top.why
+    shared = next(e for e in ranking if e.component == "tip_model")
+    assert shared.score <= 0  # the model is behind every prediction, flagged or not: not the first place to look
+    # The failed checks upstream of the flagged slice, in the window.
+    failed = upstream_checks(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}'")
+    assert any(c["check"] == "fare_amount_range" and c["run_id"] == bad_etl for c in failed)
+    unflag(lake, f1["flag_id"], "false alarm for Midtown")
+    assert len(active_flags(lake)) == 1

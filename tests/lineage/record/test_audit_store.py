@@ -1,0 +1,129 @@
+"""The journal and the Delta audit tables: durability, idempotent flushes, tamper evidence,
+concurrent writers. No Spark needed: delta-rs reads and writes these tables."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from datetime import datetime, timezone
+
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from tracelake.lineage import COMPONENT_RUNS, open_lakehouse
+from tracelake.lineage.record.audit_tables import audit_schema
+from tracelake.lineage.record.runid import new_run_id
+
+
+def _run_row(component="comp", status="succeeded", **extra):
+    return {"run_id": new_run_id(), "component": component, "status": status,
+            "started_at": datetime.now(timezone.utc), **extra}
+
+
+def test_records_flush_to_delta_with_retention_and_read_back(home):
+    lake = open_lakehouse(home)
+    rows = [_run_row(metrics={"auc": 0.5 + i / 10}) for i in range(3)]
+    for r in rows:
+        lake.journal.append(COMPONENT_RUNS, r["run_id"], r)
+    # Unflushed records are already visible to readers.
+    assert set(lake.store.component_runs()["run_id"]) == {r["run_id"] for r in rows}
+    assert lake.store.flush() == {COMPONENT_RUNS: 3}
+    dt = DeltaTable(lake.store.path(COMPONENT_RUNS))
+    assert dt.metadata().configuration["delta.logRetentionDuration"] == "interval 2555 days"
+    assert dt.metadata().configuration["delta.deletedFileRetentionDuration"] == "interval 2555 days"
+    back = lake.store.component_runs()
+    assert len(back) == 3 and lake.journal.pending_stats()[0] == 0
+    assert back.set_index("run_id").loc[rows[2]["run_id"], "metrics"] == {"auc": 0.7}
+    assert lake.store.verify_chain(COMPONENT_RUNS).ok
+
+
+def test_flush_after_a_crash_between_commit_and_bookkeeping_writes_nothing_twice(home):
+    lake = open_lakehouse(home)
+    for _ in range(4):
+        r = _run_row()
+        lake.journal.append(COMPONENT_RUNS, r["run_id"], r)
+    entries = lake.journal.pending(COMPONENT_RUNS)
+    path = lake.store.path(COMPONENT_RUNS)
+    # The commit lands, then the process "dies" before the journal forgets the records.
+    lake.store._append(COMPONENT_RUNS, path, [e.row for e in entries], lake.store._app_id(COMPONENT_RUNS),
+                       entries[-1].chain_seq)
+    assert lake.journal.pending_stats()[0] == 4
+    lake.store.flush()
+    assert DeltaTable(path).to_pyarrow_table().num_rows == 4
+    assert lake.journal.pending_stats()[0] == 0
+
+
+def test_tampering_with_a_record_or_deleting_one_is_detected(home):
+    lake = open_lakehouse(home)
+    for i in range(5):
+        r = _run_row(status="failed" if i == 2 else "succeeded")
+        lake.journal.append(COMPONENT_RUNS, r["run_id"], r)
+    lake.store.flush()
+    path = lake.store.path(COMPONENT_RUNS)
+    table = DeltaTable(path).to_pyarrow_table()
+    rows = table.to_pylist()
+    rows.sort(key=lambda r: r["chain_seq"])
+    rows[2]["status"] = "succeeded"  # someone hides a failure
+    write_deltalake(path, pa.Table.from_pylist(rows, schema=audit_schema(COMPONENT_RUNS)), mode="overwrite")
+    report = lake.store.verify_chain(COMPONENT_RUNS)
+    assert not report.ok and any("modified" in p for p in report.problems)
+
+    del rows[3]  # ... or removes a record altogether
+    rows[2]["status"] = "failed"
+    write_deltalake(path, pa.Table.from_pylist(rows, schema=audit_schema(COMPONENT_RUNS)), mode="overwrite")
+    report = lake.store.verify_chain(COMPONENT_RUNS)
+    assert not report.ok and any("missing positions 3..3" in p for p in report.problems)
+
+
+def test_open_runs_read_as_started_until_finished(home):
+    lake = open_lakehouse(home)
+    row = _run_row(status="started")
+    lake.journal.open_run(row["run_id"], row)
+    runs = lake.store.component_runs()
+    assert runs.set_index("run_id").loc[row["run_id"], "status"] == "started"
+    lake.journal.append(COMPONENT_RUNS, row["run_id"], {**row, "status": "succeeded"}, close_run=row["run_id"])
+    runs = lake.store.component_runs()
+    assert list(runs["status"]) == ["succeeded"] and not lake.journal.open_runs()
+
+
+def _write_then_die(home: str) -> None:
+    lake = open_lakehouse(home)
+    row = _run_row(component="crashy")
+    lake.journal.append(COMPONENT_RUNS, row["run_id"], row)
+    os._exit(9)  # no flush, no atexit, no cleanup
+
+
+def test_a_record_reported_written_survives_the_process_dying(home):
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=_write_then_die, args=(home,))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 9
+    lake = open_lakehouse(home)
+    assert list(lake.store.component_runs()["component"]) == ["crashy"]
+
+
+def _writer(home: str, n: int) -> None:
+    lake = open_lakehouse(home)
+    for i in range(n):
+        row = _run_row(component=f"w{os.getpid()}")
+        lake.journal.append(COMPONENT_RUNS, row["run_id"], row)
+        if i % 7 == 0:
+            lake.store.flush()
+    lake.store.flush()
+
+
+def test_concurrent_writers_and_flushers_lose_nothing(home):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(home, 25)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+        assert p.exitcode == 0
+    lake = open_lakehouse(home)
+    lake.store.flush()
+    delta_rows = DeltaTable(lake.store.path(COMPONENT_RUNS)).to_pyarrow_table()
+    assert delta_rows.num_rows == 75
+    assert len(set(delta_rows.column("run_id").to_pylist())) == 75
+    assert lake.store.verify_chain(COMPONENT_RUNS).ok

@@ -1,0 +1,161 @@
+"""Declared tests on a toy component: real Spark + Delta, real Dagster asset checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from tracelake.lineage import CHECK_RESULTS, DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component, open_lakehouse
+from tracelake.monitors.checks.rules import (
+    ActionLimit, AllowedValues, Expression, InputFreshness, NotNull, NullRate, Pattern, Range, RowCountVsHistory,
+    Schema, Unique,
+)
+
+days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-12")
+
+
+class Knobs(dg.Config):
+    bad_rows: int = 0
+    duplicate: bool = False
+    rows: int = 20
+    rename: bool = False
+
+
+@component(
+    partitions_def=days,
+    schema_evolution="merge",  # lands whatever arrives; the blocking schema test gates downstream
+    checks=[
+        Schema({"order_id": "string", "amount": "double", "tip": "double", "status": "string", "code": "string"},
+               non_null=["order_id"], blocking=True),
+        Range("amount", 0, 100, max_fail_rate=0.05),
+        Expression("tip_le_amount", "tip <= amount", quarantine=True, max_fail_rate=0.5),
+        NotNull("amount", quarantine=True, max_fail_rate=0.5),
+        AllowedValues("status", ["open", "paid"]),
+        Pattern("code", r"^[A-Z]{3}-\d{2}$", severity="warn"),
+        Unique("order_id"),
+        NullRate("tip", 0.2),
+        RowCountVsHistory(tolerance=0.5, window=5, min_history=2),
+        ActionLimit("paid_rate", "avg(CASE WHEN status = 'paid' THEN 1.0 ELSE 0.0 END)", 0.3),
+    ],
+)
+def orders(context: dg.AssetExecutionContext, config: Knobs) -> pd.DataFrame:
+    n = config.rows
+    frame = pd.DataFrame({
+        "order_id": [f"{context.partition_key}-{i}" for i in range(n)],
+        "amount": [10.0 + i for i in range(n)],
+        "tip": [1.0] * n,
+        "status": ["paid" if i % 2 else "open" for i in range(n)],
+        "code": ["ABC-12"] * n,
+    })
+    for i in range(config.bad_rows):
+        frame.loc[i, "tip"] = 1000.0          # breaks tip <= amount: quarantined
+        frame.loc[i, "amount"] = 250.0 if i % 2 else frame.loc[i, "amount"]
+    if config.duplicate:
+        frame.loc[1, "order_id"] = frame.loc[0, "order_id"]
+    if config.rename:
+        frame = frame.rename(columns={"amount": "amount_usd"})
+    return frame
+
+
+@component(partitions_def=days, checks=[InputFreshness(max_missing_partitions=0)],
+           ins={"orders": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(
+               start_offset=-2, end_offset=0, allow_nonexistent_upstream_partitions=True))})
+def order_totals(orders):
+    return orders.groupBy().sum("amount").withColumnRenamed("sum(amount)", "total")
+
+
+def _resources(home):
+    lake = LakehouseResource(home=home, spark=SparkResource(home=home), mlflow=MlflowResource(home=home))
+    return {"lakehouse": lake, "delta_io_manager": DeltaIOManager(lakehouse=lake)}
+
+
+def _run(home, day, raise_on_error=True, **knobs):
+    return dg.materialize([orders, order_totals], selection=[orders], partition_key=day, resources=_resources(home),
+                          run_config={"ops": {"orders": {"config": knobs}}}, raise_on_error=raise_on_error)
+
+
+def _evaluations(result):
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_clean_data_passes_every_test_with_observed_and_threshold_metadata(home, spark):
+    result = _run(home, "2026-01-02")
+    evals = _evaluations(result)
+    assert set(evals) == {"schema", "amount_range", "tip_le_amount", "amount_not_null", "status_allowed",
+                          "code_pattern", "order_id_unique", "tip_null_rate", "row_count_vs_history",
+                          "paid_rate_action_limit"}
+    assert all(e.passed for e in evals.values()), {k: v.metadata for k, v in evals.items() if not v.passed}
+    assert evals["amount_range"].metadata["threshold"].value == 0.05
+    assert evals["amount_range"].metadata["observed"].value == 0.0
+    stored = open_lakehouse(home).store.read(CHECK_RESULTS)
+    assert len(stored) == 10 and stored["passed"].all()
+    run_id = evals["schema"].metadata["tracelake_run_id"].value
+    assert set(stored["run_id"]) == {run_id}
+
+
+def test_failing_rows_are_quarantined_not_dropped_and_counted_per_rule(home, spark):
+    result = _run(home, "2026-01-03", bad_rows=4)
+    evals = _evaluations(result)
+    lake = open_lakehouse(home)
+    kept = DeltaTable(lake.layout.table("orders")).to_pandas()
+    quarantined = DeltaTable(lake.layout.table("orders__quarantine")).to_pandas()
+    assert len(kept) == 16 and len(quarantined) == 4          # nothing lost: 16 + 4 = 20
+    assert all(list(v) == ["tip_le_amount"] for v in quarantined["_tl_violations"])
+    assert evals["tip_le_amount"].passed  # 4/20 = 0.2 <= 0.5
+    assert evals["tip_le_amount"].metadata["failing_rows"].value == 4
+    assert evals["amount_not_null"].metadata["failing_rows"].value == 0
+    # The two quarantined rows with amount 250 never reached the table, so the range test passes.
+    assert evals["amount_range"].passed
+    rec = lake.store.component_runs().iloc[0]
+    assert rec["quarantined_rows"] == 4 and rec["quarantine_table"] == "orders__quarantine"
+    # A re-run without bad rows replaces the partition's quarantine too.
+    _run(home, "2026-01-03")
+    assert len(DeltaTable(lake.layout.table("orders__quarantine")).to_pandas()) == 0
+
+
+def test_duplicates_and_a_schema_change_fail_and_the_blocking_one_stops_downstream(home, spark):
+    result = _run(home, "2026-01-04", duplicate=True)
+    assert not _evaluations(result)["order_id_unique"].passed
+    blocked = dg.materialize([orders, order_totals], partition_key="2026-01-05", resources=_resources(home),
+                             run_config={"ops": {"orders": {"config": {"rename": True}}}}, raise_on_error=False)
+    schema = _evaluations(blocked)["schema"]
+    assert not schema.passed and "missing column amount" in schema.metadata["observed_detail"].value
+    assert "unexpected column amount_usd" in schema.metadata["observed_detail"].value
+    # The blocking failure kept order_totals from running in that run.
+    materialized = {m.asset_key.to_user_string() for m in blocked.get_asset_materialization_events()}
+    assert materialized == {"orders"}
+    runs = open_lakehouse(home).store.component_runs()
+    assert "order_totals" not in set(runs["component"])
+
+
+def test_a_broken_test_is_a_failed_result_not_a_silent_pass(home, spark):
+    @component(name="bad_rule", checks=[Expression("nonsense", "no_such_column > 1")])
+    def bad_rule():
+        return pd.DataFrame({"x": [1, 2]})
+
+    result = dg.materialize([bad_rule], resources=_resources(home), raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "the test itself failed" in evaluation.metadata["observed_detail"].value
+
+
+def test_row_count_history_action_limit_and_input_freshness(home, spark):
+    for day in ("2026-01-06", "2026-01-07", "2026-01-08"):
+        _run(home, day)
+    drop = _evaluations(_run(home, "2026-01-09", rows=5))
+    assert not drop["row_count_vs_history"].passed
+    assert drop["row_count_vs_history"].metadata["observed"].value == pytest.approx(-0.75)
+    # paid_rate is logged as a run metric with history; 5 rows give 2/5 paid vs 0.5: within 0.3.
+    assert drop["paid_rate_action_limit"].passed
+    runs = open_lakehouse(home).store.component_runs()
+    assert runs[runs["partition_key"] == "2026-01-09"].iloc[0]["metrics"]["paid_rate"] == pytest.approx(0.4)
+    # order_totals for the 11th reads the 9th..11th of orders: two never arrived -> staleness, not an error.
+    _run(home, "2026-01-11")
+    result = dg.materialize([orders, order_totals], selection=[order_totals], partition_key="2026-01-11",
+                            resources=_resources(home))
+    fresh = _evaluations(result)["input_freshness"]
+    assert result.success and not fresh.passed
+    assert fresh.metadata["observed"].value == 1
+    assert "2026-01-10" in fresh.metadata["observed_detail"].value
