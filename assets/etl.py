@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 from datetime import date
 
 import dagster as dg
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from tracelake.lineage import component
-from tracelake.monitors.checks.rules import (
-    AllowedValues, Expression, NotNull, Range, RowCountVsHistory, Schema, Unique,
-)
+from tracelake.lineage import SourceMissing, component
+from tracelake.monitors.checks import AllowedValues, Expression, NotNull, Range, RowCountVsHistory, Schema, Unique
+from tracelake.monitors.runbooks import runbook
 
 from .partitions import daily
 from .resources import TripSimulatorResource
@@ -21,8 +18,6 @@ from .resources import TripSimulatorResource
 __all__ = ["raw_trips", "cleaned_trips"]
 
 
-# Runbooks ship with the repository; point TRACELAKE_RUNBOOK_BASE at your wiki to link there instead.
-RUNBOOK = os.environ.get("TRACELAKE_RUNBOOK_BASE", "docs/runbooks.md")
 
 RAW_SCHEMA = {
     "trip_id": "string", "pickup_ts": "timestamp", "dropoff_ts": "timestamp", "pickup_zone": "string",
@@ -33,12 +28,11 @@ RAW_SCHEMA = {
 
 @component(
     partitions_def=daily,
-    optional_output=True,
     schema_evolution="merge",  # bronze keeps whatever arrived; declared checks decide what passes
     checks=[
         # Blocking: a feed that changed shape must not flow into the ETL (downstream is skipped).
         Schema(RAW_SCHEMA, non_null=["trip_id", "pickup_ts"], blocking=True,
-               runbook_url=f"{RUNBOOK}#raw-trips-schema"),
+               runbook_url=runbook("raw-trips-schema")),
         Unique("trip_id", severity="error"),
     ],
     owner="team:data-eng",
@@ -49,12 +43,13 @@ RAW_SCHEMA = {
 def raw_trips(context: dg.AssetExecutionContext, simulator: TripSimulatorResource):
     """Trips exactly as the upstream feed delivered them for one pickup day.
 
-    A day whose feed never arrived produces no output: the run is recorded as *skipped* and
-    Dagster skips everything downstream of it for that day.
+    A day whose feed never arrived is a failed run (``SourceMissing``): red in the Dagster UI,
+    recorded as failed, and nothing downstream runs for that day until the feed is re-delivered.
     """
     feed = simulator.world().raw_feed(date.fromisoformat(context.partition_key))
     if feed is None:
-        return None
+        raise SourceMissing(f"the raw trips feed for {context.partition_key} never arrived; re-run this "
+                            "partition once the vendor re-delivers it")
     if "passenger_count" in feed:
         feed["passenger_count"] = feed["passenger_count"].astype("Int64")  # keep missing as null
     return feed
@@ -74,7 +69,7 @@ def raw_trips(context: dg.AssetExecutionContext, simulator: TripSimulatorResourc
         NotNull("passenger_count", quarantine=True, max_fail_rate=0.01),
         # Not blocking in the reference pipeline, so the demo's bad ETL day has predictions to
         # trace; in production make it blocking=True.
-        Range("fare_amount", 2.5, 400, max_fail_rate=0.01, runbook_url=f"{RUNBOOK}#fare-range"),
+        Range("fare_amount", 2.5, 400, max_fail_rate=0.01, runbook_url=runbook("fare-range")),
         AllowedValues("payment_type", ["card", "cash", "app"]),
         Unique("trip_id"),
         RowCountVsHistory(tolerance=0.35, window=7),

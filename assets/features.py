@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tracelake.lineage import component
-from tracelake.monitors.checks.rules import NullRate, Range
+from tracelake.monitors.checks import NullRate, Range
 
 from .partitions import daily
 

@@ -10,7 +10,7 @@ from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
 from tracelake.monitors.metrics.evaluation import LabelledPredictions
-from tracelake.monitors.checks.rules import ActionLimit, InputFreshness, Range, Unique
+from tracelake.monitors.checks import ActionLimit, InputFreshness, Range, Unique
 
 from .features import FEATURE_COLUMNS
 from .partitions import daily, recent_models

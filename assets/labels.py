@@ -8,7 +8,7 @@ import dagster as dg
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
-from tracelake.monitors.checks.rules import Expression, Unique
+from tracelake.monitors.checks import Expression, Unique
 
 from .frames import spark_frame
 from .partitions import daily

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
-from tracelake.monitors.checks.rules import InputFreshness, RowCountVsHistory
+from tracelake.monitors.checks import InputFreshness, RowCountVsHistory
 
 from .features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from .frames import spark_frame

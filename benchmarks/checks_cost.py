@@ -66,7 +66,7 @@ def make_data(path: str, rows: int) -> None:
 
 
 def spark_rules():
-    from tracelake.monitors.checks.rules import AllowedValues, Expression, NotNull, Pattern, Range, Unique
+    from tracelake.monitors.checks import AllowedValues, Expression, NotNull, Pattern, Range, Unique
 
     return [Range("amount", 0, 10_000), Range("tip", 0, 1000), Range("distance", 0, 500),
             AllowedValues("status", ["open", "paid", "void"]), Pattern("code", r"^[A-Z]{3}-\d{2}$"),

@@ -90,6 +90,21 @@ def _save_state(home: str, state: dict[str, Any]) -> None:
     tmp.replace(path)  # atomic: a killed demo never leaves half a state file
 
 
+def _check_continuation(home: str, state: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """A demo continues with the same world; faults may be added or dropped only where they
+    start after the last simulated day (the past is never rewritten)."""
+    before = {k: v for k, v in state["config"].items() if k != "faults"}
+    if before != {k: v for k, v in wanted.items() if k != "faults"}:
+        raise CliError(f"{home} holds a demo with a different setup ({state['config']}); continue it with the same "
+                       "options, or start over with --fresh")
+    last = date.fromisoformat(state["last_day"]) if state.get("last_day") else None
+    changed = set(state["config"]["faults"]) ^ set(wanted["faults"])
+    past = [f for f in sorted(changed) if last is not None and parse_faults([f]).faults[0].start <= last]
+    if past:
+        raise CliError(f"fault(s) {', '.join(past)} would change days already simulated (up to {last}); "
+                       "faults can only be added after the last simulated day, or start over with --fresh")
+
+
 def wipe_demo(home: str) -> None:
     root = Path(home)
     if not root.exists():
@@ -111,10 +126,8 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
     state = _load_state(home)
     wanted = asdict(config)
     if state is not None:
-        if state["config"] != wanted:
-            raise CliError(
-                f"{home} holds a demo with a different setup ({state['config']}); continue it with the same "
-                "options, or start over with --fresh")
+        _check_continuation(home, state, wanted)
+        state["config"] = wanted
         first = date.fromisoformat(state["last_day"]) + timedelta(days=1)
     else:
         if Path(home).exists() and any(Path(home).iterdir()):

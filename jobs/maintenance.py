@@ -3,7 +3,6 @@
 import dagster as dg
 
 from tracelake.lineage import LakehouseResource
-from tracelake.lineage.record.audit_tables import AUDIT_TABLES
 from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
 
 __all__ = ["audit_maintenance_job", "audit_maintenance_schedule", "retention_verification_job",
@@ -31,7 +30,7 @@ def reconcile_runs(context: dg.OpExecutionContext, lakehouse: LakehouseResource)
 def flush_and_compact(context: dg.OpExecutionContext, lakehouse: LakehouseResource, abandoned: int) -> None:
     lake = lakehouse.open()
     written = lake.flush()
-    for table in sorted(AUDIT_TABLES):
+    for table in lake.store.tables():
         lake.store.compact(table)
     context.add_output_metadata({"flushed": sum(written.values()), "abandoned": abandoned})
 

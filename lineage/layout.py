@@ -51,6 +51,20 @@ class Layout:
     def audit(self, name: str) -> str:
         return self._join("audit", validate_table_name(name))
 
+    def resolve(self, table: str | None, recorded: str | None) -> str | None:
+        """Where a recorded table lives *now*.
+
+        Records keep the path a table had when it was written (a fact of that day). Tables of
+        this lakehouse are found again through the layout, so a lakehouse that was moved,
+        copied or restored under another root still answers every query; anything outside
+        ``tables/`` (an external dataset) stays at its recorded path.
+        """
+        if table is None:
+            return recorded
+        if recorded is None or recorded.rstrip("/").endswith(f"/tables/{table}"):
+            return self.table(table)
+        return recorded
+
     @property
     def tables_root(self) -> str:
         return self._join("tables")

@@ -14,7 +14,7 @@ _EXPORTS = {
     "alerts.channels": ["AlertChannelsResource", "SmtpChannel", "WebhookChannel"],
     "metrics.evaluation": ["LabelledPredictions", "evaluate_window"],
     "alerts.sla": ["MetricSLA", "ReadyBy", "VolumeVsWeekday"],
-    "checks.rules": ["ActionLimit", "AllowedValues", "Expression", "InputFreshness", "NotNull", "NullRate", "Pattern",
+    "checks": ["ActionLimit", "AllowedValues", "Expression", "Finite", "InputFreshness", "NotNull", "NullRate", "Pattern",
                      "Range", "RowCountVsHistory", "Schema", "Unique"],
     "alerts.watch": ["BlockedPipelinePolicy", "MetricMonitor", "watch"],
     "drift.profiles": ["ProfileSpec", "profile_spark", "merge"],

@@ -18,11 +18,9 @@ def _lake(args: argparse.Namespace):
 def _audit_status(args: argparse.Namespace) -> int:
     from deltalake import DeltaTable
 
-    from tracelake.lineage.record.audit_tables import AUDIT_TABLES
-
     lake = _lake(args)
     tables = []
-    for name in sorted(AUDIT_TABLES):
+    for name in lake.store.tables():
         path = lake.store.path(name)
         if DeltaTable.is_deltatable(path):
             dt = DeltaTable(path)
@@ -71,11 +69,9 @@ def _audit_reconcile(args: argparse.Namespace) -> int:
 
 
 def _audit_compact(args: argparse.Namespace) -> int:
-    from tracelake.lineage.record.audit_tables import AUDIT_TABLES
-
     lake = _lake(args)
     lake.flush()
-    rows = [lake.store.compact(t) for t in sorted(AUDIT_TABLES)]
+    rows = [lake.store.compact(t) for t in lake.store.tables()]
     emit(args, rows, format_table(rows, ["table", "version", "numFilesAdded", "numFilesRemoved", "skipped"]))
     return 0
 

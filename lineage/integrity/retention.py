@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.audit_tables import AUDIT_TABLES, RETENTION_CHECKS
+from tracelake.lineage.record.audit_tables import RETENTION_CHECKS
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
@@ -54,7 +54,7 @@ def table_retention(path: str) -> dict[str, float | None]:
 
 def _all_tables(lake: Lakehouse) -> dict[str, tuple[str, str]]:
     tables = {name: (path, "data") for name, path in data_tables(lake).items()}
-    for name in AUDIT_TABLES:
+    for name in lake.store.tables():
         path = lake.store.path(name)
         if DeltaTable.is_deltatable(path):
             tables[f"audit.{name}"] = (path, "audit")
@@ -108,18 +108,6 @@ class RetentionResult:
         return not self.problems
 
 
-def _oldest_version(path: str) -> int:
-    """The oldest version whose state can still be rebuilt (its commit is in the log)."""
-    latest = delta_meta.latest_version(path)
-    log = delta_meta._log_dir(path)
-    versions = sorted(int(p.name[:20]) for p in log.glob("*.json") if p.name[:20].isdigit())
-    checkpoints = sorted(int(p.name[:20]) for p in log.glob("*.checkpoint*.parquet"))
-    if versions and versions[0] == 0:
-        return 0
-    # Without commit 0, the oldest readable version is the oldest checkpoint.
-    return checkpoints[0] if checkpoints else (versions[0] if versions else latest)
-
-
 def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionResult]:
     """Read the oldest retained version of every table and compare it with the audit record."""
     index = AuditIndex(lake)
@@ -135,7 +123,7 @@ def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionR
             if days is None or days < horizon:
                 res.problems.append(f"{what} retention is {config.get(key) or 'the Delta default'}, "
                                     f"below the {horizon:g}-day horizon")
-        oldest = _oldest_version(path)
+        oldest = delta_meta.oldest_readable_version(path)
         res.oldest_version = oldest
         rec, quarantine, expected = None, False, None
         if kind == "data":

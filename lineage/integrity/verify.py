@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.audit_tables import AUDIT_TABLES
+from tracelake.lineage.integrity.chain_check import verify_chain
 from tracelake.lineage.lakehouse import Lakehouse
+from tracelake.lineage.record import delta_meta
 
 __all__ = ["verify_lakehouse", "VerifyReport"]
 
@@ -20,6 +20,7 @@ __all__ = ["verify_lakehouse", "VerifyReport"]
 class VerifyReport:
     checked_runs: int = 0
     checked_records: int = 0
+    tables: dict[str, int] = field(default_factory=dict)   # chained table -> records verified
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -29,8 +30,9 @@ class VerifyReport:
 
 def verify_lakehouse(lake: Lakehouse) -> VerifyReport:
     report = VerifyReport()
-    for table in sorted(AUDIT_TABLES):
-        chain = lake.store.verify_chain(table)
+    for table in lake.store.tables():
+        chain = verify_chain(lake.store, table)
+        report.tables[table] = chain.records
         report.checked_records += chain.records
         report.problems += chain.problems
     runs = lake.store.component_runs(include_open=False)
@@ -39,7 +41,8 @@ def verify_lakehouse(lake: Lakehouse) -> VerifyReport:
         if rec["status"] != "succeeded":
             continue
         report.checked_runs += 1
-        path, version = rec.get("output_path"), rec.get("output_version")
+        path = lake.layout.resolve(rec.get("output_table"), rec.get("output_path"))
+        version = rec.get("output_version")
         if path is None or version is None or version != version:
             report.problems.append(f"run {rec['run_id']} ({rec['component']}) succeeded without an output version")
             continue

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from tracelake.lineage.record.audit_tables import FLAGS
+from tracelake.lineage.record.audit_tables import CHECK_RESULTS, FLAGS
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import PARTITION_COLUMN
 from tracelake.lineage.record.runid import new_run_id
@@ -184,7 +184,7 @@ def upstream_checks(lake: Lakehouse, table: str, where: str, *, since: datetime 
     walker = walker or LineageWalker(lake)
     result = trace(lake, table, where, as_of=as_of, walker=walker)
     ids = {n.id for n in result.runs()}
-    frame = walker.lake.store.read("check_results")
+    frame = walker.lake.store.read(CHECK_RESULTS)
     if frame.empty:
         return []
     hit = frame[frame["run_id"].isin(ids) & ~frame["passed"].astype(bool)]

@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracelake.lineage.record.audit_tables import COMPONENT_RUNS, audit_schema, normalize_row
+from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
+from tracelake.lineage.record.chain import normalize_row
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.runs import RunNotFound
 
@@ -75,9 +76,14 @@ class AuditIndex:
         if table is None:
             table = self._load(lake)
         self.table = table
+        layout = lake.layout
         self.runs = table.select(_SCALARS).to_pandas(integer_object_nulls=True).set_index("run_id", drop=False)
+        self.runs["output_path"] = [layout.resolve(t, p) for t, p in zip(self.runs["output_table"], self.runs["output_path"])]
         self._row = {rid: i for i, rid in enumerate(table.column("run_id").to_pylist())}
         self.inputs = _explode(table, "inputs")
+        if not self.inputs.empty:
+            self.inputs["path"] = [p if k != "table" else layout.resolve(n, p)
+                                   for k, n, p in zip(self.inputs["kind"], self.inputs["name"], self.inputs["path"])]
         self.models = _explode(table, "models")
         self._keys_cache: dict[str, dict[str, list[KeyPair]]] = {}
         self._key_columns: dict[str, set[str]] | None = None
@@ -103,7 +109,7 @@ class AuditIndex:
             data = data.take(pa.array(keep))
         open_rows = [r.row for r in lake.journal.open_runs() if r.run_id not in seen]
         if open_rows:
-            schema = audit_schema(COMPONENT_RUNS)
+            schema = COMPONENT_RUNS.schema
             extra = pa.Table.from_pylist([normalize_row({**r, "status": "started"}, schema) for r in open_rows],
                                          schema=schema)
             data = pa.concat_tables([data, extra])
@@ -148,7 +154,10 @@ class AuditIndex:
                 raise RunNotFound(f"no component run {run_id} in {self.lake.settings.home}; "
                                   "list runs with `tracelake runs`")
             rec = self.table.slice(self._row[run_id], 1).to_pylist()[0]
-            rec["inputs"] = rec.get("inputs") or []
+            layout = self.lake.layout
+            rec["output_path"] = layout.resolve(rec.get("output_table"), rec.get("output_path"))
+            rec["inputs"] = [{**i, "path": layout.resolve(i["name"], i.get("path"))} if i.get("kind") == "table" else i
+                             for i in rec.get("inputs") or []]
             rec["models"] = rec.get("models") or []
             rec["output_partitions"] = rec.get("output_partitions") or []
             rec["metrics"] = dict(rec.get("metrics") or [])

@@ -5,20 +5,25 @@ A downstream run is affected only if it read the table at a version where the ru
 still live (not yet replaced by a re-run of the partition), and - where it declared lineage
 keys - only for the rows whose keys match. Models carry impact too: a model trained on affected
 data affects every run that loaded that model version.
+
+Runs are expanded oldest first, so a run's rows are complete before its consumers are checked.
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracelake.lineage.lakehouse import Lakehouse
+from tracelake.lineage.query.graph import KeyPair
 from tracelake.lineage.query.slices import SliceError, key_strings
-from tracelake.lineage.query.trace import LineageWalker, TraceEdge, TraceNode, _concat, _group_by_run
+from tracelake.lineage.query.walker import (
+    KeyMatch, LineageWalker, TraceEdge, TraceNode, concat_rows, group_by_run, model_node_id,
+)
 
 __all__ = ["impact", "ImpactResult", "parse_target"]
 
@@ -34,22 +39,26 @@ class ImpactResult:
                 if n.kind == "run" and n.id != self.start and (component is None or n.component == component)]
 
     def summary(self) -> list[dict[str, Any]]:
+        """Affected runs per component: how many, how many rows, which partitions."""
         by: dict[str, dict[str, Any]] = {}
+        depth: dict[str, int] = {}
         for n in self.affected_runs():
-            s = by.setdefault(n.component, {"component": n.component, "runs": 0, "rows": 0, "first": None, "last": None})
+            s = by.setdefault(n.component or "?", {"component": n.component, "runs": 0, "rows": 0, "first": None,
+                                                   "last": None})
             s["runs"] += 1
             s["rows"] += n.rows or 0
+            depth[n.component or "?"] = min(depth.get(n.component or "?", n.depth), n.depth)
             if n.partition_key:
                 s["first"] = min(filter(None, [s["first"], n.partition_key]))
                 s["last"] = max(filter(None, [s["last"], n.partition_key]))
-        return sorted(by.values(), key=lambda s: min(self.nodes[n.id].depth for n in self.affected_runs(s["component"])))
+        return sorted(by.values(), key=lambda s: depth[s["component"] or "?"])
 
     def models(self) -> list[str]:
         return sorted(n.label for n in self.nodes.values() if n.kind == "model")
 
     def to_dict(self) -> dict[str, Any]:
         return {"start": self.start, "summary": self.summary(), "models": self.models(),
-                "nodes": [asdict(n) for n in self.nodes.values()], "edges": [asdict(e) for e in self.edges]}
+                "nodes": [n.to_dict() for n in self.nodes.values()], "edges": [e.__dict__ for e in self.edges]}
 
 
 def parse_target(walker: LineageWalker, target: str) -> str:
@@ -67,92 +76,120 @@ def parse_target(walker: LineageWalker, target: str) -> str:
     return target
 
 
-def impact(lake: Lakehouse, target: str, *, walker: LineageWalker | None = None) -> ImpactResult:
-    walker = walker or LineageWalker(lake)
-    index, reader = walker.index, walker.reader
-    start = parse_target(walker, target)
-    nodes: dict[str, TraceNode] = {}
-    edges: list[TraceEdge] = []
-    rows_of: dict[str, list[pa.Table]] = {}
-    expanded: dict[tuple[str, str], set[str] | bool] = {}
-    heap: list[tuple[str, str]] = []
-    matches: dict[str, list[tuple[list[str], pa.Array]]] = {}
-    whole: set[str] = {start}
+@dataclass
+class _ForwardWalk:
+    walker: LineageWalker
+    start: str
+    nodes: dict[str, TraceNode] = field(default_factory=dict)
+    edges: list[TraceEdge] = field(default_factory=list)
+    reached_rows: dict[str, list[pa.Table]] = field(default_factory=dict)
+    keys_followed: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (parent, child) -> keys
+    hops_followed: set[tuple[str, str]] = field(default_factory=set)
+    whole_output: set[str] = field(default_factory=set)
+    matches: dict[str, list[KeyMatch]] = field(default_factory=dict)
+    queue: list[tuple[str, str]] = field(default_factory=list)
 
-    def reach(run_id: str, depth: int, rows: pa.Table | None) -> TraceNode:
-        node = nodes.get(run_id)
+    def reach(self, run_id: str, depth: int, rows: pa.Table | None) -> None:
+        node = self.nodes.get(run_id)
         if node is None:
-            node = walker.node_for_run(run_id, depth)
-            nodes[run_id] = node
+            node = self.nodes[run_id] = self.walker.node_for_run(run_id, depth)
         node.depth = min(node.depth, depth)
         if rows is not None:
-            rows_of.setdefault(run_id, []).append(rows)
-        heapq.heappush(heap, (run_id, run_id))  # oldest first: parents expand before children
-        return node
+            self.reached_rows.setdefault(run_id, []).append(rows)
+        heapq.heappush(self.queue, (run_id, run_id))  # oldest first: parents before children
 
-    first = walker.output_rows(start, index.key_columns_of(index.record(start).get("output_table") or ""))
-    reach(start, 0, first)
-    while heap:
-        _, run_id = heapq.heappop(heap)
-        node = nodes[run_id]
-        rec = index.record(run_id)
-        mine = _concat(rows_of.get(run_id))
-        meta = index.meta(run_id) if index.has(run_id) else None
-        if mine is None and run_id in whole and meta is not None and meta.output_version is not None:
-            # Entered at run level: read its rows only if someone downstream read them.
-            if index.reader_entries(meta.output_table, int(meta.output_version), index.output_partitions(run_id) or None):
-                mine = walker.output_rows(run_id, index.key_columns_of(meta.output_table))
-        table, version = rec.get("output_table"), rec.get("output_version")
-        out_parts = index.output_partitions(run_id) or None
-        if table is not None and version is not None and mine is not None and mine.num_rows:
-            keyed: dict[tuple, list[tuple[str, str]]] = {}
-            for child, read_version in index.reader_entries(table, int(version), out_parts):
-                if child == run_id or not index.rows_live_at(run_id, read_version):
-                    continue
-                child_meta = index.meta(child)
-                pairs = index.lineage_keys(child).get(table)
-                label = f"{table}@v{read_version}"
-                if pairs and child_meta.output_version is not None:
-                    group = (child_meta.output_path, int(child_meta.output_version), tuple(pairs))
-                    keyed.setdefault(group, []).append((child, label))
-                elif (run_id, child) not in expanded:
-                    expanded[(run_id, child)] = True
-                    whole.add(child)
-                    reach(child, node.depth + 1, None)
-                    edges.append(TraceEdge(child, run_id, "run", label))
-            # Keyed children that write the same table version are checked in one read.
-            for (path, out_version, pairs), children in keyed.items():
-                values = pc.unique(key_strings(mine, [p.inp for p in pairs]))
-                ids = [c for c, _ in children]
-                parts = sorted({p for c in ids for p in index.output_partitions(c)}) or None
-                found = reader.rows(path, out_version, index.key_columns_of(index.meta(ids[0]).output_table),
-                                    partitions=parts, run_ids=ids, key_columns=[p.out for p in pairs], key_values=values)
-                labels = dict(children)
-                for child, part in _group_by_run(found):
-                    done = expanded.setdefault((run_id, child), set())
-                    new_keys = set(key_strings(part, [p.out for p in pairs]).to_pylist()) - done
-                    if not new_keys:
-                        continue
-                    done.update(new_keys)
-                    matches.setdefault(child, []).append(([p.out for p in pairs], pa.array(sorted(new_keys), pa.string())))
-                    reach(child, node.depth + 1, part)
-                    edges.append(TraceEdge(child, run_id, "rows", labels[child], rows=part.num_rows))
+    def rows_of(self, run_id: str) -> pa.Table | None:
+        """The run's affected rows; a run reached at run level is read only if someone read it."""
+        rows = concat_rows(self.reached_rows.get(run_id, []))
+        index = self.walker.index
+        if rows is None and run_id in self.whole_output and index.has(run_id):
+            meta = index.meta(run_id)
+            if meta.output_version is not None and index.reader_entries(
+                    meta.output_table, int(meta.output_version), index.output_partitions(run_id) or None):
+                rows = self.walker.output_rows(run_id, index.key_columns_of(meta.output_table))
+        return rows
+
+    def follow_readers(self, run_id: str, rows: pa.Table) -> None:
+        """Runs that read the rows while they were live: keyed ones row by row, others whole."""
+        index = self.walker.index
+        meta = index.meta(run_id)
+        keyed: dict[tuple[str, int, tuple[KeyPair, ...]], list[tuple[str, str]]] = {}
+        for child, read_version in index.reader_entries(meta.output_table, int(meta.output_version),
+                                                        index.output_partitions(run_id) or None):
+            if child == run_id or not index.rows_live_at(run_id, read_version):
+                continue
+            child_meta = index.meta(child)
+            pairs = index.lineage_keys(child).get(meta.output_table)
+            label = f"{meta.output_table}@v{read_version}"
+            if pairs and child_meta.output_version is not None:
+                group = (child_meta.output_path, int(child_meta.output_version), tuple(pairs))
+                keyed.setdefault(group, []).append((child, label))
+            elif (run_id, child) not in self.hops_followed:
+                self.hops_followed.add((run_id, child))
+                self.whole_output.add(child)
+                self.reach(child, self.nodes[run_id].depth + 1, None)
+                self.edges.append(TraceEdge(child, run_id, "run", label))
+        for (path, version, pairs), children in keyed.items():
+            self._follow_keyed(run_id, rows, path, version, list(pairs), dict(children))
+
+    def _follow_keyed(self, run_id: str, rows: pa.Table, path: str, version: int, pairs: list[KeyPair],
+                      labels: dict[str, str]) -> None:
+        """Children writing the same table version are checked in one read."""
+        index = self.walker.index
+        values = pc.unique(key_strings(rows, [p.inp for p in pairs]))
+        ids = list(labels)
+        parts = sorted({p for c in ids for p in index.output_partitions(c)}) or None
+        out_keys = [p.out for p in pairs]
+        found = self.walker.reader.rows(path, version, index.key_columns_of(index.meta(ids[0]).output_table),
+                                        partitions=parts, run_ids=ids, key_columns=out_keys, key_values=values)
+        for child, part in group_by_run(found):
+            sent = self.keys_followed.setdefault((run_id, child), set())
+            new_keys = set(key_strings(part, out_keys).to_pylist()) - sent
+            if not new_keys:
+                continue
+            sent.update(new_keys)
+            self.matches.setdefault(child, []).append(KeyMatch(tuple(out_keys), pa.array(sorted(new_keys), pa.string())))
+            self.reach(child, self.nodes[run_id].depth + 1, part)
+            self.edges.append(TraceEdge(child, run_id, "rows", labels[child], rows=part.num_rows))
+
+    def follow_models(self, run_id: str, rec: dict[str, Any]) -> None:
+        """A model trained on affected data affects every run that loaded that version."""
         for model in rec["models"]:
             if model["role"] != "registered":
                 continue
-            model_id = f"model:{model['name']}:{model['version']}"
-            if model_id not in nodes:
-                nodes[model_id] = TraceNode(model_id, "model", f"model {model['name']} v{model['version']}",
-                                            depth=node.depth + 1, mlflow_run_id=model.get("mlflow_run_id"))
-                edges.append(TraceEdge(model_id, run_id, "registered", f"{model['name']} v{model['version']}"))
-            for child in index.model_consumers(model["name"], model["version"]):
-                if (model_id, child) in expanded:
+            model_id = model_node_id(model["name"], model["version"])
+            label = f"{model['name']} v{model['version']}"
+            if model_id not in self.nodes:
+                self.nodes[model_id] = self.walker.model_node(model["name"], model["version"],
+                                                              self.nodes[run_id].depth + 1, model.get("mlflow_run_id"))
+                self.edges.append(TraceEdge(model_id, run_id, "registered", label))
+            for child in self.walker.index.model_consumers(model["name"], model["version"]):
+                if (model_id, child) in self.hops_followed:
                     continue
-                expanded[(model_id, child)] = True
-                whole.add(child)
-                reach(child, node.depth + 2, None)
-                edges.append(TraceEdge(child, model_id, "model", f"{model['name']} v{model['version']}"))
-    for run_id, node in nodes.items():
+                self.hops_followed.add((model_id, child))
+                self.whole_output.add(child)
+                self.reach(child, self.nodes[run_id].depth + 2, None)
+                self.edges.append(TraceEdge(child, model_id, "model", label))
+
+    def expand(self, run_id: str) -> None:
+        rec = self.walker.index.record(run_id)
+        rows = self.rows_of(run_id)
+        if rec.get("output_table") is not None and rec.get("output_version") is not None and rows is not None \
+                and rows.num_rows:
+            self.follow_readers(run_id, rows)
+        self.follow_models(run_id, rec)
+
+
+def impact(lake: Lakehouse, target: str, *, walker: LineageWalker | None = None) -> ImpactResult:
+    walker = walker or LineageWalker(lake)
+    index = walker.index
+    start = parse_target(walker, target)
+    walk = _ForwardWalk(walker, start, whole_output={start})
+    walk.reach(start, 0, walker.output_rows(start, index.key_columns_of(index.record(start).get("output_table") or "")))
+    while walk.queue:
+        _, run_id = heapq.heappop(walk.queue)
+        walk.expand(run_id)
+    for run_id, node in walk.nodes.items():
         if node.kind == "run":
-            node.rows = walker.count_rows(run_id, None if run_id in whole else matches.get(run_id))
-    return ImpactResult(start=start, nodes=nodes, edges=edges)
+            node.rows = walker.count_rows(run_id, None if run_id in walk.whole_output else walk.matches.get(run_id))
+    return ImpactResult(start=start, nodes=walk.nodes, edges=walk.edges)

@@ -50,6 +50,17 @@ def resolve_as_of(as_of: str | int | None) -> int | datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def _first_commit_time(dt: DeltaTable) -> datetime | None:
+    """When the oldest version still in the log was committed."""
+    from tracelake.lineage.record import delta_meta
+
+    oldest = delta_meta.oldest_readable_version(dt.table_uri)
+    if oldest is None:
+        return None
+    stamp = delta_meta.read_commit(dt.table_uri, oldest).info.get("timestamp")
+    return None if stamp is None else datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)
+
+
 def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
     """Composite key per row as one string (values cast to text), for set membership."""
     parts = [pc.cast(table.column(c), pa.string()) for c in columns]
@@ -66,16 +77,27 @@ class SliceReader:
         self._files: dict[tuple[str, int], dict[str | None, list[str]]] = {}
 
     def table_at(self, table: str, as_of: int | datetime | None = None) -> TableAt:
+        """The table at a version, or at the newest version committed at or before a time.
+
+        A version that does not exist, or a time before the table's first commit, is said in one
+        line - never answered silently with some other version.
+        """
         path = self.layout.table(table)
         try:
             dt = DeltaTable(path)
         except TableNotFoundError:
-            raise SliceError(f"no table {table!r} in the lakehouse ({path})") from None
-        if as_of is not None:
-            try:
-                dt.load_as_version(as_of)
-            except Exception as exc:  # delta-rs raises several types here; all mean "no such version"
-                raise SliceError(f"{table} has no version as of {as_of} ({str(exc).splitlines()[0][:120]})") from None
+            raise SliceError(f"no table {table!r} in the lakehouse ({path}); list them with "
+                             "`tracelake sql \"SHOW TABLES\"`") from None
+        if isinstance(as_of, int):
+            if not 0 <= as_of <= dt.version():
+                raise SliceError(f"{table} has no version {as_of}: its versions are 0..{dt.version()}")
+            dt.load_as_version(as_of)
+        elif as_of is not None:
+            first = _first_commit_time(dt)
+            if first is not None and as_of < first:
+                raise SliceError(f"{table} did not exist at {as_of.isoformat()}: its first version was "
+                                 f"committed at {first.isoformat()}")
+            dt.load_as_version(as_of)
         version = dt.version()
         self._tables[(path, version)] = dt
         return TableAt(table, path, version)

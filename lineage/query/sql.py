@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracelake.lineage.record.audit_tables import AUDIT_TABLES
 from tracelake.lineage.query.graph import AuditIndex
+from tracelake.lineage.record.audit_tables import CORE_AUDIT_TABLES
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.settings import is_local_uri, to_local_path
 from tracelake.lineage.record.tables import read_version
@@ -63,8 +63,10 @@ def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
         _register(spark, "default", name, path)
         names.append(name)
     spark.sql("CREATE DATABASE IF NOT EXISTS audit")
-    for name in sorted(AUDIT_TABLES):
-        path = lake.store.ensure_table(name)
+    for table in CORE_AUDIT_TABLES:  # the core's tables always resolve, even before their first record
+        lake.store.ensure_table(table)
+    for name in lake.store.tables():
+        path = lake.store.path(name)
         if DeltaTable.is_deltatable(path):
             _register(spark, "audit", name, path)
             names.append(f"audit.{name}")

@@ -7,51 +7,29 @@ run-level (everything the run read from that input). Models are hops too: a run 
 model version leads to the run that registered it, and from there to its training data. All of
 it comes from what was recorded, so it crosses cadences (hourly inference <- weekly model <-
 daily ETL) and still works years later.
+
+Runs are expanded newest first: a run's consumers started after it, so by the time a run is
+expanded every key that reaches it has arrived, and each input is read once per new key set.
 """
 
 from __future__ import annotations
 
 import heapq
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracelake.lineage.record.audit_tables import CHECK_RESULTS
-from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
-from tracelake.lineage.query.slices import SliceReader, TableAt, key_strings, resolve_as_of
+from tracelake.lineage.query.graph import KeyPair
+from tracelake.lineage.query.slices import TableAt, key_strings, resolve_as_of
+from tracelake.lineage.query.walker import (
+    KeyMatch, LineageWalker, TraceEdge, TraceNode, concat_rows, group_by_run, model_node_id,
+)
 
 __all__ = ["trace", "TraceResult", "TraceNode", "TraceEdge", "LineageWalker"]
-
-
-@dataclass
-class TraceNode:
-    id: str
-    kind: str                       # "run" | "model" | "unrecorded"
-    label: str
-    component: str | None = None
-    partition_key: str | None = None
-    status: str | None = None
-    table: str | None = None
-    version: int | None = None
-    rows: int | None = None         # rows of this run's output in the slice (None: run-level)
-    started_at: str | None = None
-    depth: int = 0
-    checks: list[dict[str, Any]] = field(default_factory=list)   # failed or warned declared tests
-    mlflow_run_id: str | None = None
-
-
-@dataclass
-class TraceEdge:
-    child: str
-    parent: str
-    via: str                        # "rows" | "run" | "model" | "registered"
-    input: str                      # "table@vN" or "model name vN"
-    rows: int | None = None
-    partitions: list[str] | None = None
 
 
 @dataclass
@@ -66,8 +44,8 @@ class TraceResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"table": self.table, "version": self.version, "predicate": self.predicate, "rows": self.rows,
-                "roots": self.roots, "nodes": [asdict(n) for n in self.nodes.values()],
-                "edges": [asdict(e) for e in self.edges]}
+                "roots": self.roots, "nodes": [n.to_dict() for n in self.nodes.values()],
+                "edges": [e.__dict__ for e in self.edges]}
 
     def runs(self, component: str | None = None) -> list[TraceNode]:
         return [n for n in self.nodes.values() if n.kind == "run" and (component is None or n.component == component)]
@@ -76,187 +54,136 @@ class TraceResult:
         return [e for e in self.edges if e.child == node_id]
 
 
-class LineageWalker:
-    """Shared machinery of trace (backward) and impact (forward)."""
+@dataclass
+class _BackwardWalk:
+    """The state of one trace: what has been reached, and how."""
 
-    def __init__(self, lake: Lakehouse, index: AuditIndex | None = None, reader: SliceReader | None = None):
-        self.lake = lake
-        self.index = index or AuditIndex(lake)
-        self.reader = reader or SliceReader(lake.layout)
-        self._checks = None
+    walker: LineageWalker
+    nodes: dict[str, TraceNode] = field(default_factory=dict)
+    edges: list[TraceEdge] = field(default_factory=list)
+    reached_rows: dict[str, list[pa.Table]] = field(default_factory=dict)   # run -> its rows in the slice
+    keys_followed: dict[tuple[str, str], set[str]] = field(default_factory=dict)   # (run, input) -> keys sent
+    hops_followed: set[tuple[str, str]] = field(default_factory=set)       # run-level and model hops done
+    whole_output: set[str] = field(default_factory=set)                    # runs reached at run level
+    matches: dict[str, list[KeyMatch]] = field(default_factory=dict)        # run -> key matches into it
+    queue: list[tuple[str, str]] = field(default_factory=list)
 
-    def node_for_run(self, run_id: str, depth: int) -> TraceNode:
-        if not self.index.has(run_id):
-            return TraceNode(run_id, "unrecorded", f"unrecorded writer {run_id}", depth=depth)
-        r = self.index.runs.loc[run_id]
-        version = r["output_version"]
-        return TraceNode(
-            id=run_id, kind="run", label=f"{r['component']} {r['partition_key'] or ''}".strip(),
-            component=r["component"], partition_key=r["partition_key"], status=r["status"],
-            table=r["output_table"], version=None if version is None else int(version),
-            started_at=str(r["started_at"]), depth=depth, checks=self.failed_checks(run_id),
-        )
+    def reach(self, run_id: str, depth: int, rows: pa.Table | None) -> None:
+        node = self.nodes.get(run_id)
+        if node is None:
+            node = self.nodes[run_id] = self.walker.node_for_run(run_id, depth)
+        node.depth = min(node.depth, depth)
+        if rows is not None:
+            self.reached_rows.setdefault(run_id, []).append(rows)
+        if node.kind == "run":
+            heapq.heappush(self.queue, (_newest_first(run_id), run_id))
 
-    def failed_checks(self, run_id: str) -> list[dict[str, Any]]:
-        if self._checks is None:
-            frame = self.lake.store.read(CHECK_RESULTS)
-            self._checks = frame[~frame["passed"].astype(bool)] if not frame.empty else frame
-        if self._checks.empty:
-            return []
-        hit = self._checks[self._checks["run_id"] == run_id]
-        return [{"check": r["check_name"], "severity": r["severity"], "observed": r["observed_value"],
-                 "threshold": r["threshold_text"]} for r in hit.to_dict("records")]
+    def rows_of(self, run_id: str, lineage_keys: dict[str, list[KeyPair]]) -> pa.Table | None:
+        """The run's rows in the slice; a run reached only at run level contributes all of them."""
+        rows = concat_rows(self.reached_rows.get(run_id, []))
+        if rows is None and run_id not in self.whole_output:
+            self.whole_output.add(run_id)
+            rows = self.walker.output_rows(run_id, {p.out for pairs in lineage_keys.values() for p in pairs})
+            if rows is not None:
+                self.reached_rows[run_id] = [rows]
+        return rows
 
-    def count_rows(self, run_id: str, matches: list[tuple[list[str], pa.Array]] | None) -> int | None:
-        """Rows of the run's output in the slice: all of them (``matches is None``), or those whose
-        keys matched on at least one hop."""
-        rec = self.index.record(run_id) if self.index.has(run_id) else None
-        if rec is None or rec.get("output_version") is None:
-            return None
-        if matches is None:
-            return rec.get("output_rows")
-        cols = sorted({c for cols, _ in matches for c in cols})
-        data = self.reader.rows(rec["output_path"], int(rec["output_version"]), cols,
-                                partitions=rec["output_partitions"] or None, run_ids=[run_id])
-        mask = None
-        for key_cols, values in matches:
-            hit = pc.is_in(key_strings(data, key_cols), value_set=values)
-            mask = hit if mask is None else pc.or_(mask, hit)
-        return int(pc.sum(mask).as_py() or 0) if mask is not None else data.num_rows
+    def follow_model(self, run_id: str, inp: dict[str, Any]) -> None:
+        model_id = model_node_id(inp["name"], inp["model_version"])
+        if (run_id, model_id) in self.hops_followed:
+            return
+        self.hops_followed.add((run_id, model_id))
+        depth = self.nodes[run_id].depth
+        if model_id not in self.nodes:
+            self.nodes[model_id] = self.walker.model_node(inp["name"], inp["model_version"], depth + 1,
+                                                          inp.get("mlflow_run_id"))
+        label = f"{inp['name']} v{inp['model_version']}"
+        self.edges.append(TraceEdge(run_id, model_id, "model", label))
+        registrar = self.walker.index.model_registrar(inp["name"], inp["model_version"])
+        if registrar and (model_id, registrar) not in self.hops_followed:
+            self.hops_followed.add((model_id, registrar))
+            self.edges.append(TraceEdge(model_id, registrar, "registered", label))
+            self.reach(registrar, depth + 2, None)
 
-    def output_rows(self, run_id: str, columns: set[str]) -> pa.Table | None:
-        """Every row ``run_id`` wrote (only ``columns``), for a run entered at run level."""
-        rec = self.index.record(run_id)
-        if rec.get("output_version") is None:
-            return None
-        return self.reader.rows(rec["output_path"], int(rec["output_version"]), columns,
-                                partitions=rec["output_partitions"] or None, run_ids=[run_id])
+    def follow_keys(self, run_id: str, inp: dict[str, Any], pairs: list[KeyPair], rows: pa.Table) -> None:
+        """Only the input rows whose keys match the run's rows in the slice."""
+        sent = self.keys_followed.setdefault((run_id, inp["name"]), set())
+        values = pc.unique(key_strings(rows, [p.out for p in pairs]))
+        new = pc.filter(values, pc.invert(pc.is_in(values, value_set=pa.array(list(sent), pa.string()))))
+        if len(new) == 0:
+            return
+        sent.update(new.to_pylist())
+        input_keys = [p.inp for p in pairs]
+        found = self.walker.reader.rows(inp["path"], int(inp["version"]), self.walker.index.key_columns_of(inp["name"]),
+                                        partitions=inp.get("partitions"), key_columns=input_keys, key_values=new)
+        for parent in pc.unique(found.column(RUN_ID_COLUMN)).to_pylist():
+            self.matches.setdefault(parent, []).append(KeyMatch(tuple(input_keys), new))
+        self._connect(run_id, inp, found, "rows")
+
+    def follow_whole(self, run_id: str, inp: dict[str, Any]) -> None:
+        """Everything the run read from that input (no keys declared for it)."""
+        if (run_id, inp["name"]) in self.hops_followed:
+            return
+        self.hops_followed.add((run_id, inp["name"]))
+        found = self.walker.reader.rows(inp["path"], int(inp["version"]), self.walker.index.key_columns_of(inp["name"]),
+                                        partitions=inp.get("partitions"))
+        self.whole_output.update(pc.unique(found.column(RUN_ID_COLUMN)).to_pylist())
+        self._connect(run_id, inp, found, "run")
+
+    def _connect(self, run_id: str, inp: dict[str, Any], found: pa.Table, via: str) -> None:
+        label = f"{inp['name']}@v{int(inp['version'])}"
+        for parent, part in group_by_run(found):
+            self.reach(parent, self.nodes[run_id].depth + 1, part)
+            self.edges.append(TraceEdge(run_id, parent, via, label, rows=part.num_rows, partitions=inp.get("partitions")))
+
+    def expand(self, run_id: str) -> None:
+        rec = self.walker.index.record(run_id)
+        keys = rec["lineage_keys"]
+        rows = self.rows_of(run_id, keys)
+        for inp in rec["inputs"]:
+            if inp.get("kind") == "model":
+                self.follow_model(run_id, inp)
+            elif keys.get(inp["name"]) and rows is not None:
+                self.follow_keys(run_id, inp, keys[inp["name"]], rows)
+            else:
+                self.follow_whole(run_id, inp)
 
 
 def trace(lake: Lakehouse, table: str, where: str = "true", *, as_of: str | int | None = None,
           walker: LineageWalker | None = None, max_runs: int = 100_000) -> TraceResult:
     """Backward lineage of the rows of ``table`` matching ``where`` (at ``as_of``, default latest)."""
     walker = walker or LineageWalker(lake)
-    index, reader = walker.index, walker.reader
-    at: TableAt = reader.table_at(table, resolve_as_of(as_of))
-    rows = reader.select(at, where, index.key_columns_of(table))
-    nodes: dict[str, TraceNode] = {}
-    edges: list[TraceEdge] = []
-    slices: dict[str, list[pa.Table]] = {}
-    expanded: dict[tuple[str, str], set[str] | bool] = {}
-    heap: list[tuple[str, str]] = []   # (-ordering key, run id): newest runs expand first
-    matches: dict[str, list[tuple[list[str], pa.Array]]] = {}
-    whole: set[str] = set()            # runs whose whole output is in the slice (run-level hops)
-    root_rows: dict[str, int] = {}
-
-    def discover(run_id: str, depth: int, part: pa.Table | None) -> None:
-        node = nodes.get(run_id)
-        if node is None:
-            node = walker.node_for_run(run_id, depth)
-            nodes[run_id] = node
-        node.depth = min(node.depth, depth)
-        if part is not None:
-            slices.setdefault(run_id, []).append(part)
-        if node.kind == "run":
-            heapq.heappush(heap, (_neg(run_id), run_id))
-
-    roots = []
-    for run_id, part in _group_by_run(rows):
-        discover(run_id, 0, part)
+    at: TableAt = walker.reader.table_at(table, resolve_as_of(as_of))
+    rows = walker.reader.select(at, where, walker.index.key_columns_of(table))
+    walk = _BackwardWalk(walker)
+    roots, root_rows = [], {}
+    for run_id, part in group_by_run(rows):
+        walk.reach(run_id, 0, part)
         roots.append(run_id)
         root_rows[run_id] = part.num_rows
-
-    while heap and len(nodes) < max_runs:
-        _, run_id = heapq.heappop(heap)
-        node = nodes[run_id]
-        rec = index.record(run_id)
-        keys = rec["lineage_keys"]
-        my_rows = _concat(slices.get(run_id))
-        if my_rows is None and (run_id, "*rows") not in expanded:
-            # Entered at run level (or via a model): its whole output is in the slice.
-            need = {p.out for pairs in keys.values() for p in pairs}
-            my_rows = walker.output_rows(run_id, need)
-            expanded[(run_id, "*rows")] = True
-            whole.add(run_id)
-            if my_rows is not None:
-                slices[run_id] = [my_rows]
-        for inp in rec["inputs"]:
-            if inp.get("kind") == "model":
-                model_id = f"model:{inp['name']}:{inp['model_version']}"
-                if (run_id, model_id) in expanded:
-                    continue
-                expanded[(run_id, model_id)] = True
-                if model_id not in nodes:
-                    nodes[model_id] = TraceNode(model_id, "model", f"model {inp['name']} v{inp['model_version']}",
-                                                depth=node.depth + 1, mlflow_run_id=inp.get("mlflow_run_id"))
-                edges.append(TraceEdge(run_id, model_id, "model", f"{inp['name']} v{inp['model_version']}"))
-                registrar = index.model_registrar(inp["name"], inp["model_version"])
-                if registrar and (model_id, registrar) not in expanded:
-                    expanded[(model_id, registrar)] = True
-                    edges.append(TraceEdge(model_id, registrar, "registered", f"{inp['name']} v{inp['model_version']}"))
-                    discover(registrar, node.depth + 2, None)
-                continue
-            name, version, parts = inp["name"], int(inp["version"]), inp.get("partitions")
-            label = f"{name}@v{version}"
-            pairs = keys.get(name)
-            next_cols = index.key_columns_of(name)
-            if pairs and my_rows is not None:
-                done = expanded.setdefault((run_id, name), set())
-                values = pc.unique(key_strings(my_rows, [p.out for p in pairs]))
-                new = pc.filter(values, pc.invert(pc.is_in(values, value_set=pa.array(list(done), pa.string()))))
-                if len(new) == 0:
-                    continue
-                done.update(new.to_pylist())
-                found = reader.rows(inp["path"], version, next_cols, partitions=parts,
-                                    key_columns=[p.inp for p in pairs], key_values=new)
-                via = "rows"
-                for parent in pc.unique(found.column(RUN_ID_COLUMN)).to_pylist():
-                    matches.setdefault(parent, []).append(([p.inp for p in pairs], new))
-            else:
-                if (run_id, name) in expanded:
-                    continue
-                expanded[(run_id, name)] = True
-                found = reader.rows(inp["path"], version, next_cols, partitions=parts)
-                via = "run"
-                whole.update(pc.unique(found.column(RUN_ID_COLUMN)).to_pylist())
-            for parent, part in _group_by_run(found):
-                discover(parent, node.depth + 1, part)
-                edges.append(TraceEdge(run_id, parent, via, label, rows=part.num_rows, partitions=parts))
-    for run_id, node in nodes.items():
+    while walk.queue and len(walk.nodes) < max_runs:
+        _, run_id = heapq.heappop(walk.queue)
+        walk.expand(run_id)
+    for run_id, node in walk.nodes.items():
         if node.kind != "run":
             continue
-        if run_id in whole:
+        if run_id in walk.whole_output:
             node.rows = walker.count_rows(run_id, None)
-        elif run_id in matches:
-            node.rows = walker.count_rows(run_id, matches[run_id])
+        elif run_id in walk.matches:
+            node.rows = walker.count_rows(run_id, walk.matches[run_id])
         else:
             node.rows = root_rows.get(run_id)
-    return TraceResult(table=table, version=at.version, predicate=where, rows=rows.num_rows, nodes=nodes,
-                       edges=_merge_edges(edges), roots=roots)
+    return TraceResult(table=table, version=at.version, predicate=where, rows=rows.num_rows, nodes=walk.nodes,
+                       edges=merge_edges(walk.edges), roots=roots)
 
 
-def _neg(run_id: str) -> str:
+def _newest_first(run_id: str) -> str:
     # Run ids sort by start time; invert the characters so the heap pops the newest first.
     return "".join(chr(255 - ord(c)) for c in run_id)
 
 
-def _group_by_run(rows: pa.Table):
-    if rows.num_rows == 0:
-        return []
-    ids = rows.column(RUN_ID_COLUMN)
-    out = []
-    for run_id in pc.unique(ids).to_pylist():
-        out.append((run_id, rows.filter(pc.equal(ids, run_id))))
-    return out
-
-
-def _concat(parts: list[pa.Table] | None) -> pa.Table | None:
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
-
-
-def _merge_edges(edges: list[TraceEdge]) -> list[TraceEdge]:
+def merge_edges(edges: list[TraceEdge]) -> list[TraceEdge]:
+    """One edge per (child, parent, input), with the rows of repeated hops added up."""
     merged: dict[tuple[str, str, str], TraceEdge] = {}
     for e in edges:
         key = (e.child, e.parent, e.input)

@@ -5,8 +5,14 @@ delta-rs, each batch one idempotent commit: the commit carries a Delta *transact
 journal, version = last chain position written), so a flush that crashed after committing is
 never written twice. Spark reads these tables like any other, with time travel.
 
-Reads (``read``/``component_runs``) union the Delta table with the journal's unflushed tail and
-the open-run markers, so a query never misses a record because a flush has not happened yet.
+Reads union the Delta table with the journal's unflushed tail (and, for component runs, the
+open-run markers), so a query never misses a record because a flush has not happened yet. A
+record that is both flushed and still in the tail (a flush killed before it trimmed the
+journal) is one record, not two: rows are identified by (journal, chain position) everywhere.
+
+Which tables exist is a fact of the lakehouse, not of the code that happens to be imported:
+``tables()`` lists every chained table under ``<home>/audit`` and every table the journal holds
+records of, and each table's schema is read from the journal or from the Delta table itself.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import pandas as pd
@@ -24,22 +29,28 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from tracelake.lineage.record.audit_tables import AUDIT_TABLES, COMPONENT_RUNS, audit_schema, chain_hash, normalize_row
-from tracelake.lineage.record.journal import Journal
 from tracelake.lineage.layout import Layout
+from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, COMPONENT_RUNS, AuditTable
+from tracelake.lineage.record.chain import normalize_row
+from tracelake.lineage.record.journal import Journal
 
-__all__ = ["AuditStore", "ChainReport"]
+__all__ = ["AuditStore", "TableRef", "UnknownAuditTable"]
 
 log = logging.getLogger("tracelake.audit")
 
+TableRef = AuditTable | str
+_CHAIN_NAMES = {f.name for f in CHAIN_FIELDS}
 
-@dataclass
-class ChainReport:
-    table: str
-    records: int
-    chains: int
-    ok: bool
-    problems: list[str]
+
+class UnknownAuditTable(KeyError):
+    """No audit table of that name in this lakehouse (nor any journaled record of one)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _name(table: TableRef) -> str:
+    return table.name if isinstance(table, AuditTable) else table
 
 
 class AuditStore:
@@ -51,17 +62,48 @@ class AuditStore:
         self.storage_options = storage_options
         self._flush_thread_lock = threading.Lock()
 
-    # -- writing -----------------------------------------------------------------------------
+    # -- which tables, with which schema -------------------------------------------------------
+    def path(self, table: TableRef) -> str:
+        return self.layout.audit(_name(table))
+
+    def tables(self) -> list[str]:
+        """Every chained audit table of this lakehouse: on disk under ``audit/``, or journaled."""
+        found = set(self.journal.saved_tables()) | set(self.journal.tables_pending())
+        if self.layout.is_local:
+            root = self.layout.local_path(self.layout.audit_root)
+            if root.is_dir():
+                found |= {p.name for p in root.iterdir() if (p / "_delta_log").is_dir()}
+        else:
+            found |= set(self._remote_table_names())
+        return sorted(found)
+
+    def _remote_table_names(self) -> list[str]:
+        from pyarrow import fs as pafs
+
+        filesystem, root = pafs.FileSystem.from_uri(self.layout.audit_root)
+        infos = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+        return [i.base_name for i in infos if i.type == pafs.FileType.Directory]
+
+    def schema_of(self, table: TableRef) -> pa.Schema:
+        """The table's schema: the declared one, else the journal's copy, else the Delta table's."""
+        if isinstance(table, AuditTable):
+            return table.schema
+        saved = self.journal.saved_schema(table)
+        if saved is not None:
+            return saved
+        try:
+            return pa.schema(DeltaTable(self.path(table), storage_options=self.storage_options).schema().to_arrow())
+        except TableNotFoundError:
+            raise UnknownAuditTable(f"no audit table {table!r} in {self.layout.home}; "
+                                    f"it holds: {', '.join(self.tables()) or 'none yet'}") from None
+
     def table_properties(self) -> dict[str, str]:
         return {
             "delta.logRetentionDuration": self.retention_interval,
             "delta.deletedFileRetentionDuration": self.retention_interval,
         }
 
-    def path(self, table: str) -> str:
-        audit_schema(table)  # unknown names fail loudly
-        return self.layout.audit(table)
-
+    # -- writing -----------------------------------------------------------------------------
     @contextmanager
     def _flush_lock(self) -> Iterator[None]:
         lock_path = self.journal.directory / "flush.lock"
@@ -83,11 +125,11 @@ class AuditStore:
         version = dt.transaction_version(app_id)
         return -1 if version is None else int(version)
 
-    def flush(self, tables: Sequence[str] | None = None) -> dict[str, int]:
+    def flush(self, tables: Sequence[TableRef] | None = None) -> dict[str, int]:
         """Write every journaled record to its Delta table; returns records written per table."""
         written: dict[str, int] = {}
         with self._flush_lock():
-            names = list(tables) if tables is not None else sorted(set(AUDIT_TABLES) | set(self.journal.tables_pending()))
+            names = [_name(t) for t in tables] if tables is not None else self.journal.tables_pending()
             for table in names:
                 entries = self.journal.pending(table)
                 if not entries:
@@ -104,8 +146,7 @@ class AuditStore:
         return written
 
     def _append(self, table: str, path: str, rows: list[dict[str, Any]], app_id: str, last_seq: int) -> None:
-        schema = audit_schema(table)
-        data = pa.Table.from_pylist(rows, schema=schema)
+        data = pa.Table.from_pylist(rows, schema=self.schema_of(table))
         props = CommitProperties(
             custom_metadata={"tracelake": "audit-flush", "journal_id": self.journal.journal_id,
                              "last_chain_seq": str(last_seq)},
@@ -136,51 +177,48 @@ class AuditStore:
             return True
         return False
 
-    def ensure_table(self, table: str) -> str:
+    def ensure_table(self, table: AuditTable) -> str:
         """Create an empty audit table (with retention properties) if it does not exist yet."""
         path = self.path(table)
         if not DeltaTable.is_deltatable(path, storage_options=self.storage_options):
             try:
-                DeltaTable.create(path, audit_schema(table), mode="ignore",
-                                  configuration=self.table_properties(),
+                DeltaTable.create(path, table.schema, mode="ignore", configuration=self.table_properties(),
                                   storage_options=self.storage_options)
             except CommitFailedError:
                 pass  # created concurrently by another process: that is what we wanted
         return path
 
-    def append_record(self, table: str, key: str, row: dict[str, Any]) -> dict[str, Any]:
+    def append_record(self, table: AuditTable, key: str, row: dict[str, Any]) -> dict[str, Any]:
         """Journal one chained record (durable on return)."""
         return self.journal.append(table, key, row)
 
     # -- reading -----------------------------------------------------------------------------
-    def read_delta(self, table: str, version: int | None = None) -> pa.Table:
-        path = self.path(table)
-        schema = audit_schema(table)
+    def read_delta(self, table: TableRef, version: int | None = None) -> pa.Table:
+        """The flushed rows, aligned to the table's schema (fields added later read as null)."""
+        schema = self.schema_of(table)
         try:
-            dt = DeltaTable(path, version=version, storage_options=self.storage_options)
+            dt = DeltaTable(self.path(table), version=version, storage_options=self.storage_options)
         except TableNotFoundError:
             return schema.empty_table()
         data = dt.to_pyarrow_table()
-        # Align to the current schema: fields added after old commits read as null.
+        if not len(data):
+            return schema.empty_table()
         cols = [data.column(f.name) if f.name in data.column_names else pa.nulls(len(data), f.type) for f in schema]
-        return pa.Table.from_arrays(cols, schema=schema) if len(data) else schema.empty_table()
+        return pa.Table.from_arrays(cols, schema=schema)
 
-    def read_arrow(self, table: str, include_pending: bool = True) -> pa.Table:
-        """Delta rows plus unflushed journal rows (a flushed record may briefly be in both)."""
-        schema = audit_schema(table)
-        parts = [self.read_delta(table)]
+    def read_arrow(self, table: TableRef, include_pending: bool = True) -> pa.Table:
+        """Delta rows plus unflushed journal rows, each record once (see the module docstring)."""
+        schema = self.schema_of(table)
+        data = self.read_delta(table)
         if include_pending:
-            pending = [e.row for e in self.journal.pending(table)]
+            pending = [e.row for e in self.journal.pending(_name(table))]
             if pending:
-                parts.append(pa.Table.from_pylist(pending, schema=schema))
-        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+                data = pa.concat_tables([data, pa.Table.from_pylist(pending, schema=schema)])
+        return _one_per_position(data)
 
-    def read(self, table: str, include_pending: bool = True) -> pd.DataFrame:
+    def read(self, table: TableRef, include_pending: bool = True) -> pd.DataFrame:
         """Delta rows plus unflushed journal rows, oldest first (by journal and chain position)."""
-        schema = audit_schema(table)
         frame = self.read_arrow(table, include_pending).to_pandas(maps_as_pydicts="strict", integer_object_nulls=True)
-        key = schema.names[0]
-        frame = frame.drop_duplicates(subset=[key, "journal_id", "chain_seq"], keep="first")
         return frame.sort_values(["recorded_at", "chain_seq"], kind="stable").reset_index(drop=True)
 
     def component_runs(self, include_open: bool = True) -> pd.DataFrame:
@@ -191,46 +229,15 @@ class AuditStore:
             finished = set(frame["run_id"]) if len(frame) else set()
             open_rows = [r for r in open_rows if r["run_id"] not in finished]
             if open_rows:
-                schema = audit_schema(COMPONENT_RUNS)
+                schema = COMPONENT_RUNS.schema
                 extra = pa.Table.from_pylist(
                     [normalize_row({**r, "status": "started"}, schema) for r in open_rows], schema=schema
                 ).to_pandas(maps_as_pydicts="strict", integer_object_nulls=True)
                 frame = pd.concat([frame, extra], ignore_index=True) if len(frame) else extra
         return frame
 
-    # -- integrity ---------------------------------------------------------------------------
-    def verify_chain(self, table: str) -> ChainReport:
-        """Recompute every record hash and link of ``table`` (Delta + journal tail)."""
-        schema = audit_schema(table)
-        rows = pa.concat_tables(
-            [self.read_delta(table)]
-            + ([pa.Table.from_pylist([e.row for e in self.journal.pending(table)], schema=schema)]
-               if self.journal.pending(table) else [])
-        ).to_pylist()
-        problems: list[str] = []
-        by_chain: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_chain.setdefault(row["journal_id"], []).append(row)
-        key = schema.names[0]
-        for journal_id, chain in by_chain.items():
-            chain.sort(key=lambda r: r["chain_seq"])
-            prev_hash, expected = None, 0
-            for row in chain:
-                if row["chain_seq"] != expected:
-                    problems.append(
-                        f"{table}: chain {journal_id[:8]} is missing positions {expected}..{row['chain_seq'] - 1}"
-                        " (records deleted)")
-                elif row["prev_hash"] != prev_hash:
-                    problems.append(f"{table}: record {row[key]} does not link to the record before it")
-                if chain_hash(row["prev_hash"], row) != row["record_hash"]:
-                    problems.append(f"{table}: record {row[key]} was modified after it was written")
-                prev_hash, expected = row["record_hash"], row["chain_seq"] + 1
-            head = self.journal.chain_head(table) if journal_id == self.journal.journal_id else None
-            if head is not None and chain and head[0] != chain[-1]["chain_seq"]:
-                problems.append(f"{table}: newest record is position {chain[-1]['chain_seq']} but the journal head is {head[0]} (records missing at the end)")
-        return ChainReport(table, len(rows), len(by_chain), not problems, problems)
-
-    def compact(self, table: str) -> dict[str, Any]:
+    # -- maintenance -------------------------------------------------------------------------
+    def compact(self, table: TableRef) -> dict[str, Any]:
         """Rewrite small audit files into large ones and checkpoint, so queries stay fast.
 
         Compaction adds a version and keeps old files for the retention horizon, so time travel
@@ -240,8 +247,23 @@ class AuditStore:
         try:
             dt = DeltaTable(path, storage_options=self.storage_options)
         except TableNotFoundError:
-            return {"table": table, "skipped": "no table"}
+            return {"table": _name(table), "skipped": "no table"}
         metrics = dt.optimize.compact()
         dt = DeltaTable(path, storage_options=self.storage_options)
         dt.create_checkpoint()
-        return {"table": table, "version": dt.version(), **{k: metrics.get(k) for k in ("numFilesAdded", "numFilesRemoved")}}
+        return {"table": _name(table), "version": dt.version(),
+                **{k: metrics.get(k) for k in ("numFilesAdded", "numFilesRemoved")}}
+
+
+def _one_per_position(data: pa.Table) -> pa.Table:
+    """Keep the first row of each (journal, chain position): Delta rows come first, so a record
+    both flushed and still journaled reads as its flushed copy."""
+    if not len(data):
+        return data
+    import pyarrow.compute as pc
+
+    keys = pc.binary_join_element_wise(pc.cast(data.column("journal_id"), pa.string()),
+                                       pc.cast(data.column("chain_seq"), pa.string()), "#")
+    seen: set[str] = set()
+    keep = [i for i, k in enumerate(keys.to_pylist()) if not (k in seen or seen.add(k))]
+    return data if len(keep) == len(data) else data.take(pa.array(keep))

@@ -1,34 +1,34 @@
-"""Arrow schemas of the audit tables, and the canonical form that the hash chain signs.
+"""The audit tables of the core, declared as values - nothing is registered anywhere.
+
+Each :class:`AuditTable` pairs a name (its folder under ``<home>/audit``) with its Arrow schema.
+The package that owns a table declares it as a module constant (the core's are below; the
+monitors declare theirs in ``tracelake.monitors.audit_tables``) and passes it to the journal
+when it writes. Nothing depends on which modules a process happened to import: the journal
+keeps each table's schema beside its records, and the lakehouse lists the tables it holds
+(``AuditStore.tables()``), so every command sees every chained table.
 
 The schemas are the contract with every reader (Spark SQL, delta-rs, pandas), so fields are
 only ever added, never renamed or retyped; old rows read the new fields as null, and the
-canonical form drops nulls so adding a field never changes an old record's hash.
-
-Other packages (monitors) add their own tables with :func:`register_audit_table`; the core
-knows nothing about what they store.
+canonical form (``chain``) drops nulls so adding a field never changes an old record's hash.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import date, datetime, timezone
-from typing import Any, Mapping
+import re
+from dataclasses import dataclass
 
 import pyarrow as pa
 
 __all__ = [
-    "AUDIT_TABLES", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS", "FLAGS", "RETENTION_CHECKS",
-    "register_audit_table", "audit_schema", "normalize_row", "canonical_json", "chain_hash",
-    "encode_payload", "decode_payload", "RUN_STATUSES",
+    "AuditTable", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS", "FLAGS", "RETENTION_CHECKS",
+    "CORE_AUDIT_TABLES", "RUN_STATUSES", "TS", "STR_MAP",
 ]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
 
 TS = pa.timestamp("us", tz="UTC")
 STR_MAP = pa.map_(pa.string(), pa.string())
-
-COMPONENT_RUNS = "component_runs"
-CHECK_RESULTS = "check_results"
-METRICS = "metrics"
 
 RUN_STATUSES = ("started", "succeeded", "failed", "skipped", "abandoned")
 
@@ -105,6 +105,9 @@ _COMPONENT_RUNS = pa.schema([
     pa.field("mlflow_run_url", pa.string()),
     pa.field("host", pa.string()),
     pa.field("pid", pa.int64()),
+    pa.field("rejected_table", pa.string()),       # a batch a blocking test refused was kept here
+    pa.field("rejected_version", pa.int64()),
+    pa.field("rejected_rows", pa.int64()),
     *CHAIN_FIELDS,
 ])
 
@@ -149,7 +152,6 @@ _METRICS = pa.schema([
     *CHAIN_FIELDS,
 ])
 
-FLAGS = "flags"
 _FLAGS = pa.schema([
     pa.field("flag_id", pa.string(), nullable=False),
     pa.field("action", pa.string()),          # "flag" | "unflag"
@@ -165,7 +167,6 @@ _FLAGS = pa.schema([
     *CHAIN_FIELDS,
 ])
 
-RETENTION_CHECKS = "retention_checks"
 _RETENTION_CHECKS = pa.schema([
     pa.field("check_id", pa.string(), nullable=False),
     pa.field("table_name", pa.string()),
@@ -182,106 +183,35 @@ _RETENTION_CHECKS = pa.schema([
     *CHAIN_FIELDS,
 ])
 
-AUDIT_TABLES: dict[str, pa.Schema] = {
-    COMPONENT_RUNS: _COMPONENT_RUNS,
-    CHECK_RESULTS: _CHECK_RESULTS,
-    METRICS: _METRICS,
-    FLAGS: _FLAGS,
-    RETENTION_CHECKS: _RETENTION_CHECKS,
-}
+
+@dataclass(frozen=True)
+class AuditTable:
+    """A chained audit table: one record per row, each linked to the previous by its hash."""
+
+    name: str
+    schema: pa.Schema
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"audit table name {self.name!r}: use lower-case letters, digits and underscores")
+        missing = [f.name for f in CHAIN_FIELDS if f.name not in self.schema.names]
+        if missing:
+            raise ValueError(f"audit table {self.name!r} lacks the chain fields {missing}")
+
+    @property
+    def key(self) -> str:
+        """The field that identifies a record (the first one)."""
+        return self.schema.names[0]
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def register_audit_table(name: str, schema: pa.Schema) -> None:
-    """Add an audit table (must include the chain fields); re-registering the same schema is a no-op."""
-    missing = [f.name for f in CHAIN_FIELDS if f.name not in schema.names]
-    if missing:
-        raise ValueError(f"audit table {name!r} schema lacks chain fields {missing}")
-    existing = AUDIT_TABLES.get(name)
-    if existing is not None and not existing.equals(schema):
-        raise ValueError(f"audit table {name!r} is already registered with a different schema")
-    AUDIT_TABLES[name] = schema
+COMPONENT_RUNS = AuditTable("component_runs", _COMPONENT_RUNS, "one record per finished component run")
+CHECK_RESULTS = AuditTable("check_results", _CHECK_RESULTS, "every declared test evaluated, per run")
+METRICS = AuditTable("metrics", _METRICS, "ML and data metrics per run, window and slice")
+FLAGS = AuditTable("flags", _FLAGS, "outputs marked wrong by a person, and withdrawals")
+RETENTION_CHECKS = AuditTable("retention_checks", _RETENTION_CHECKS, "proofs that old versions are still readable")
 
-
-_FALLBACKS: list = []  # callables name -> schema | None (the journal's saved schemas)
-
-
-def audit_schema(name: str) -> pa.Schema:
-    schema = AUDIT_TABLES.get(name)
-    if schema is None:
-        for lookup in _FALLBACKS:
-            schema = lookup(name)
-            if schema is not None:
-                AUDIT_TABLES[name] = schema
-                break
-    if schema is None:
-        raise KeyError(f"unknown audit table {name!r}; known: {sorted(AUDIT_TABLES)}")
-    return schema
-
-
-# --- journal payload encoding ---------------------------------------------------------------
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"cannot serialise {type(value).__name__} into an audit record")
-
-
-def encode_payload(row: Mapping[str, Any]) -> str:
-    return json.dumps(row, default=_json_default, sort_keys=True, separators=(",", ":"))
-
-
-def decode_payload(text: str, schema: pa.Schema) -> dict[str, Any]:
-    """Inverse of :func:`encode_payload`: top-level timestamp fields become datetimes again."""
-    row = json.loads(text)
-    for field in schema:
-        value = row.get(field.name)
-        if pa.types.is_timestamp(field.type) and isinstance(value, str):
-            row[field.name] = datetime.fromisoformat(value)
-        elif pa.types.is_map(field.type) and isinstance(value, list):
-            row[field.name] = [tuple(pair) for pair in value]  # JSON turned (key, value) into lists
-    return row
-
-
-# --- canonical form and hash chain ------------------------------------------------------------
-
-def normalize_row(row: Mapping[str, Any], schema: pa.Schema) -> dict[str, Any]:
-    """The row as any Delta reader will return it: coerced through the Arrow schema.
-
-    Hashing this form (not the Python dict we built) is what lets the verifier recompute the
-    same hash from the Delta table years later. Unknown keys are an error, not silently lost.
-    """
-    extra = set(row) - set(schema.names)
-    if extra:
-        raise ValueError(f"fields {sorted(extra)} are not in the audit schema")
-    return pa.Table.from_pylist([dict(row)], schema=schema).to_pylist()[0]
-
-
-def _canon(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _canon(v) for k, v in sorted(value.items()) if v is not None}
-    if isinstance(value, list):
-        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):  # Arrow map
-            return {str(k): _canon(v) for k, v in sorted(value) if v is not None}
-        return [_canon(v) for v in value]
-    if isinstance(value, tuple):
-        return [_canon(v) for v in value]
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    return value
-
-
-def canonical_json(row: Mapping[str, Any], exclude: tuple[str, ...] = ("record_hash",)) -> str:
-    body = {k: v for k, v in row.items() if k not in exclude}
-    return json.dumps(_canon(body), sort_keys=True, separators=(",", ":"), default=str)
-
-
-def chain_hash(prev_hash: str | None, normalized_row: Mapping[str, Any]) -> str:
-    h = hashlib.sha256()
-    h.update((prev_hash or "").encode())
-    h.update(b"\n")
-    h.update(canonical_json(normalized_row).encode())
-    return h.hexdigest()
+CORE_AUDIT_TABLES: tuple[AuditTable, ...] = (COMPONENT_RUNS, CHECK_RESULTS, METRICS, FLAGS, RETENTION_CHECKS)

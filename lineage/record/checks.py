@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from tracelake.lineage.query.graph import AuditIndex
     from tracelake.lineage.lakehouse import Lakehouse
-    from tracelake.lineage.record.recorder import ComponentRun, OutputRecord
+    from tracelake.lineage.record.run import ComponentRun
 
 __all__ = ["CheckResult", "CheckContext", "DeclaredCheck", "evaluate_checks", "split_quarantine",
            "check_result_rows", "quarantine_counts", "VIOLATIONS_COLUMN"]
@@ -68,14 +68,19 @@ class CheckResult:
 
 
 class CheckContext:
-    """What a test can look at: the rows this run wrote, its record, the audit history."""
+    """What a test can look at: the rows about to be written, the run's record, the history.
 
-    def __init__(self, run: "ComponentRun", lake: "Lakehouse", output: "OutputRecord | None",
+    Tests run *before* the commit (so a failing blocking test keeps bad rows out of the table);
+    ``frame`` is exactly what would be written, without reserved columns or quarantined rows.
+    """
+
+    def __init__(self, run: "ComponentRun", lake: "Lakehouse", frame: "DataFrame", rows: int,
                  quarantined_rows: int = 0, produced_schema: list[tuple[str, str]] | None = None,
                  quarantined_by_rule: dict[str, int] | None = None):
         self.run = run
         self.lake = lake
-        self.output = output
+        self.frame = frame
+        self.rows = rows
         self.quarantined_rows = quarantined_rows
         self.quarantined_by_rule = quarantined_by_rule or {}
         # (name, type) of what the component produced, before reserved columns and before any
@@ -83,26 +88,10 @@ class CheckContext:
         self.produced_schema = produced_schema
 
     @cached_property
-    def written(self) -> "DataFrame":
-        from pyspark.sql import functions as F
-
-        from tracelake.lineage.layout import RUN_ID_COLUMN
-        from tracelake.lineage.record.tables import read_version
-
-        out = self.output
-        df = read_version(self.run.spark, out.path, out.version, out.partitions, keep_reserved=True)
-        return df.where(F.col(RUN_ID_COLUMN) == self.run.run_id).drop(
-            *[c for c in df.columns if c.startswith("_tl_")])
-
-    @cached_property
     def index(self) -> "AuditIndex":
         from tracelake.lineage.query.graph import AuditIndex
 
         return AuditIndex(self.lake)
-
-    @property
-    def rows(self) -> int:
-        return int(self.output.rows or 0) if self.output else 0
 
 
 def _failed_because(check: Any, exc: BaseException) -> CheckResult:
@@ -126,22 +115,21 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
             exprs[f"{i}__{alias}"] = sql
     stats_row: dict[str, Any] = {}
     errors: dict[int, BaseException] = {}
-    if ctx.output is not None:
-        try:
-            row = ctx.written.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in exprs.items()]).collect()[0]
-            stats_row = row.asDict()
-        except Exception:  # e.g. one test names a column that no longer exists (a schema break)
-            # Isolate the broken test(s): every other test still gets a real verdict.
-            stats_row = {"__rows": ctx.rows}
-            for i, _ in enumerate(checks):
-                own = {k: v for k, v in exprs.items() if k == f"__fail_{i}" or k.startswith(f"{i}__")}
-                if not own:
-                    continue
-                try:
-                    part = ctx.written.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in own.items()]).collect()[0]
-                    stats_row.update(part.asDict())
-                except Exception as exc:  # this test cannot be computed on these rows: a failed result
-                    errors[i] = exc
+    try:
+        row = ctx.frame.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in exprs.items()]).collect()[0]
+        stats_row = row.asDict()
+    except Exception:  # e.g. one test names a column that no longer exists (a schema break)
+        # Isolate the broken test(s): every other test still gets a real verdict.
+        stats_row = {"__rows": ctx.rows}
+        for i, _ in enumerate(checks):
+            own = {k: v for k, v in exprs.items() if k == f"__fail_{i}" or k.startswith(f"{i}__")}
+            if not own:
+                continue
+            try:
+                part = ctx.frame.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in own.items()]).collect()[0]
+                stats_row.update(part.asDict())
+            except Exception as exc:  # this test cannot be computed on these rows: a failed result
+                errors[i] = exc
     results = []
     for i, check in enumerate(checks):
         if i in errors:
@@ -184,6 +172,7 @@ def quarantine_counts(bad: "DataFrame", rules: Sequence[str]) -> tuple[int, dict
 
 
 def check_result_rows(run: "ComponentRun", results: Sequence[CheckResult]) -> list[dict[str, Any]]:
+    """The ``check_results`` audit records of one run's tests (samples bounded, secrets scrubbed)."""
     now = datetime.now(timezone.utc)
     return [{
         "check_id": new_run_id(), "run_id": run.run_id, "component": run.component, "asset_key": run.asset_key,

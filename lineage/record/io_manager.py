@@ -1,8 +1,8 @@
-"""Resource key ``delta_io_manager``: Dagster's view of Delta tables.
+"""Resource key ``delta_io_manager``: Dagster's view of Delta tables, for plain Dagster assets.
 
 Components commit their own output (so the commit and the audit record share one run id) and
-hand this IO manager a :class:`TableVersion`; it only checks the commit is really there. Plain
-Dagster assets may also use it: they return a DataFrame and it writes one commit (no audit
+report it with a ``MaterializeResult``; this IO manager is never asked to store it. Plain
+Dagster assets use it both ways: they return a DataFrame and it writes one commit (no audit
 record - that is the difference a ``@component`` makes), and any asset can take a component's
 table as a parameter and receive a DataFrame read at a pinned version (reported in metadata).
 """
@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.component import TableVersion, table_name_for
+from tracelake.lineage.record.spec import table_name_for
 from tracelake.lineage.lakehouse import LakehouseResource
 from tracelake.lineage.layout import PARTITION_COLUMN
 from tracelake.lineage.record.runid import new_run_id
@@ -29,12 +29,6 @@ class DeltaIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
-            return
-        if isinstance(obj, TableVersion):
-            latest = delta_meta.latest_version(obj.path)
-            if latest is None or latest < obj.version:
-                raise RuntimeError(f"{obj.table}@v{obj.version} was reported written but the table's newest "
-                                   f"version is {latest}; the audit record and the data disagree")
             return
         lake = self.lakehouse.open()
         table = table_name_for(context.asset_key)

@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tracelake.lineage.record.audit_tables import audit_schema, chain_hash, decode_payload, encode_payload, normalize_row
+from tracelake.lineage.record.audit_tables import COMPONENT_RUNS, AuditTable
+from tracelake.lineage.record.chain import chain_hash, decode_payload, encode_payload, normalize_row
 
 __all__ = ["Journal", "JournalEntry", "OpenRun"]
 
@@ -59,6 +60,10 @@ CREATE TABLE IF NOT EXISTS chain_heads (
 """
 
 
+def _tbl(table: AuditTable | str) -> str:
+    return table.name if isinstance(table, AuditTable) else table
+
+
 @dataclass(frozen=True)
 class JournalEntry:
     seq: int
@@ -86,11 +91,8 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "journal.sqlite"
         self._local = threading.local()
-        self._schemas_saved: set[str] = set()
+        self._schemas_saved: dict[str, Any] = {}
         self.journal_id = self._init()
-        from tracelake.lineage.record.audit_tables import _FALLBACKS
-
-        _FALLBACKS.append(self.saved_schema)
 
     # -- connection handling ---------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -141,11 +143,11 @@ class Journal:
         rows = self._connect().execute(
             "SELECT run_id, payload, host, pid, started_at FROM open_runs ORDER BY run_id"
         ).fetchall()
-        schema = audit_schema("component_runs")
+        schema = COMPONENT_RUNS.schema
         return [OpenRun(r[0], decode_payload(r[1], schema), r[2], r[3], r[4]) for r in rows]
 
     # -- final records ---------------------------------------------------------------------
-    def append(self, table: str, key: str, row: Mapping[str, Any], *, close_run: str | None = None) -> dict[str, Any]:
+    def append(self, table: AuditTable, key: str, row: Mapping[str, Any], *, close_run: str | None = None) -> dict[str, Any]:
         """Chain and store one final record; returns the record as it will read back from Delta.
 
         ``close_run`` removes that run's open marker in the same transaction, so there is never a
@@ -153,14 +155,15 @@ class Journal:
         """
         return self.append_many(table, [(key, row)], close_run=close_run)[0]
 
-    def append_many(self, table: str, items: Sequence[tuple[str, Mapping[str, Any]]], *,
+    def append_many(self, table: AuditTable, items: Sequence[tuple[str, Mapping[str, Any]]], *,
                     close_run: str | None = None) -> list[dict[str, Any]]:
         """Chain several records of one table in one durable transaction (one fsync)."""
-        schema = audit_schema(table)
-        self._remember_schema(table, schema)
+        schema = table.schema
+        self._remember_schema(table)
+        name = table.name
         out: list[dict[str, Any]] = []
         with self._tx() as tx:
-            head = tx.execute("SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (table,)).fetchone()
+            head = tx.execute("SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (name,)).fetchone()
             chain_seq = (head[0] + 1) if head else 0
             prev = head[1] if head else None
             now = datetime.now(timezone.utc)
@@ -172,75 +175,77 @@ class Journal:
                 normalized["record_hash"] = chain_hash(prev, normalized)
                 tx.execute(
                     "INSERT INTO entries(tbl, key, chain_seq, payload, record_hash, created_at) VALUES (?,?,?,?,?,?)",
-                    (table, key, chain_seq, encode_payload(normalized), normalized["record_hash"], time.time()),
+                    (name, key, chain_seq, encode_payload(normalized), normalized["record_hash"], time.time()),
                 )
                 out.append(normalized)
                 prev, chain_seq = normalized["record_hash"], chain_seq + 1
             if out:
                 tx.execute(
                     "INSERT OR REPLACE INTO chain_heads(tbl, chain_seq, record_hash) VALUES (?,?,?)",
-                    (table, chain_seq - 1, prev),
+                    (name, chain_seq - 1, prev),
                 )
             if close_run is not None:
                 tx.execute("DELETE FROM open_runs WHERE run_id=?", (close_run,))
         return out
 
-    def _remember_schema(self, table: str, schema: Any) -> None:
-        """Keep each table's schema with its records, so a process that never imported the
-        package defining the table (e.g. alerts, defined in monitors) can still flush them."""
-        key = f"schema:{table}"
-        if key in self._schemas_saved:
-            return
-        if self.meta(key) is None:
-            import base64
+    def _remember_schema(self, table: AuditTable) -> None:
+        """Keep each table's schema beside its records, so any process - one that never imported
+        the package declaring the table - can decode, flush and verify them. Schemas only grow
+        (fields are added, never changed), so the newest one written is the one kept."""
+        import base64
 
-            self.set_meta(key, base64.b64encode(schema.serialize().to_pybytes()).decode())
-        self._schemas_saved.add(key)
+        encoded = base64.b64encode(table.schema.serialize().to_pybytes()).decode()
+        if self._schemas_saved.get(table.name) == encoded:
+            return
+        if self.meta(f"schema:{table.name}") != encoded:
+            self.set_meta(f"schema:{table.name}", encoded)
+        self._schemas_saved[table.name] = encoded
 
     def saved_schema(self, table: str) -> Any:
+        """The Arrow schema journaled records of ``table`` were written with (None if none)."""
         import base64
 
         import pyarrow as pa
 
-        try:
-            raw = self.meta(f"schema:{table}")
-        except sqlite3.OperationalError:
-            return None  # a journal of a lakehouse that no longer exists cannot know the table
+        raw = self.meta(f"schema:{table}")
         return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw))) if raw else None
+
+    def saved_tables(self) -> list[str]:
+        """Every audit table this journal ever wrote to."""
+        rows = self._connect().execute("SELECT key FROM meta WHERE key LIKE 'schema:%' ORDER BY key").fetchall()
+        return [r[0][len("schema:"):] for r in rows]
 
     def tables_pending(self) -> list[str]:
         return [r[0] for r in self._connect().execute("SELECT DISTINCT tbl FROM entries ORDER BY tbl").fetchall()]
 
-    def pending(self, table: str | None = None, limit: int | None = None) -> list[JournalEntry]:
+    def pending(self, table: AuditTable | str | None = None, limit: int | None = None) -> list[JournalEntry]:
         sql = "SELECT seq, tbl, key, chain_seq, payload, created_at FROM entries"
         args: list[Any] = []
         if table is not None:
             sql += " WHERE tbl=?"
-            args.append(table)
+            args.append(_tbl(table))
         sql += " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self._connect().execute(sql, args).fetchall()
-        return [
-            JournalEntry(r[0], r[1], r[2], r[3], decode_payload(r[4], audit_schema(r[1])), r[5])
-            for r in rows
-        ]
+        schemas = {name: self.saved_schema(name) for name in {r[1] for r in rows}}
+        return [JournalEntry(r[0], r[1], r[2], r[3], decode_payload(r[4], schemas[r[1]]), r[5]) for r in rows]
 
     def pending_stats(self) -> tuple[int, float | None]:
         """(number of unflushed records, creation time of the oldest)."""
         count, oldest = self._connect().execute("SELECT COUNT(*), MIN(created_at) FROM entries").fetchone()
         return int(count), oldest
 
-    def chain_head(self, table: str) -> tuple[int, str] | None:
+    def chain_head(self, table: AuditTable | str) -> tuple[int, str] | None:
         row = self._connect().execute(
-            "SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (table,)
+            "SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (_tbl(table),)
         ).fetchone()
         return (row[0], row[1]) if row else None
 
-    def drop_flushed(self, table: str, up_to_chain_seq: int) -> int:
+    def drop_flushed(self, table: AuditTable | str, up_to_chain_seq: int) -> int:
         """Forget records that are safely in Delta (the chain head stays)."""
         with self._tx() as tx:
-            cur = tx.execute("DELETE FROM entries WHERE tbl=? AND chain_seq<=?", (table, up_to_chain_seq))
+            cur = tx.execute("DELETE FROM entries WHERE tbl=? AND chain_seq<=?", (_tbl(table), up_to_chain_seq))
             return cur.rowcount
 
     def meta(self, key: str) -> str | None:

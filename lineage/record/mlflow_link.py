@@ -270,7 +270,6 @@ class MlflowResource(dg.ConfigurableResource):
     def link(self, default_home: str | None = None) -> MlflowLink:
         """The shared link; ``default_home`` (the lakehouse's root) places the default SQLite store."""
         settings = self.settings(default_home)
-        artifact_root = None
         return link_for(settings, self.experiment_prefix)
 
 

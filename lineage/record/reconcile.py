@@ -74,13 +74,14 @@ def reconcile_open_runs(
         detail = f"process {opened.pid} on {opened.host} ended without finishing the run"
         record = dict(row)
         commit = None
-        if row.get("output_path"):
-            commit = delta_meta.find_commit(row["output_path"], row["run_id"])
+        path = lake.layout.resolve(row.get("output_table"), row.get("output_path"))
+        if path:
+            commit = delta_meta.find_commit(path, row["run_id"])
         if commit is not None:
             detail += f"; its output commit (version {commit.version}) had landed"
             record.update(output_version=commit.version, output_rows=commit.rows_added,
                           output_files=len(commit.adds), output_bytes=commit.bytes_added,
-                          content_digest=delta_meta.files_digest(row["output_path"], commit))
+                          content_digest=delta_meta.files_digest(path, commit))
         else:
             detail += "; no output was committed"
         ended = datetime.now(timezone.utc)

@@ -19,7 +19,6 @@ abandoned (and says whether its output commit landed), so a killed run never rea
 
 from __future__ import annotations
 
-import contextvars
 from collections import deque
 import json
 import logging
@@ -27,7 +26,6 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -38,173 +36,18 @@ from tracelake.lineage.layout import Layout
 from tracelake.lineage.record.mlflow_link import DatasetRef, MlflowLink, flatten_params
 from tracelake.lineage.record.provenance import git_state, library_versions
 from tracelake.lineage.record.redact import redact_mapping, scrub_text
+from tracelake.lineage.record.checks import CheckResult, check_result_rows
+from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, MissingInputError
+from tracelake.lineage.record.run import ComponentRun, OutputRecord, RunTimings
 from tracelake.lineage.record.runid import new_run_id
 from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, read_version, write_commit
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["Recorder", "ComponentRun", "OutputRecord", "current_run", "MissingInputError", "RunTimings",
-           "ConcurrentPartitionWriteError"]
+__all__ = ["Recorder"]
 
 log = logging.getLogger("tracelake.recorder")
-_current: contextvars.ContextVar["ComponentRun | None"] = contextvars.ContextVar("tracelake_current_run", default=None)
-_MLFLOW_WAIT_S = 300.0
-
-
-class ConcurrentPartitionWriteError(RuntimeError):
-    """Two runs wrote the same new partition at the same time."""
-
-
-class MissingInputError(RuntimeError):
-    """An input table (or every requested partition of it) does not exist yet."""
-
-
-def current_run() -> "ComponentRun":
-    """The component run executing in this thread (inside a ``@component`` body)."""
-    run = _current.get()
-    if run is None:
-        raise RuntimeError("no Tracelake component run is active here; call this inside a @component function")
-    return run
-
-
-@dataclass
-class RunTimings:
-    """Where the recorder's own time went (milliseconds), for the overhead benchmark."""
-
-    audit_ms: float = 0.0      # journal writes
-    lineage_ms: float = 0.0    # version pinning, commit lookup, digests, schema hash
-    mlflow_ms: float = 0.0     # time spent waiting for MLflow on the critical path
-    checks_ms: float = 0.0     # declared tests (one Spark pass) and recording their results
-
-    def add(self, name: str, started: float) -> None:
-        setattr(self, name, getattr(self, name) + (time.perf_counter() - started) * 1000)
-
-
-@dataclass
-class OutputRecord:
-    table: str
-    path: str
-    version: int
-    rows: int | None
-    files: int
-    bytes: int
-    partitions: list[str] | None
-    schema_hash: str
-    schema_json: str
-    content_digest: str
-    write_mode: str
-    schema: Any = None  # pyspark StructType of what was written (for Dagster metadata)
-
-
-@dataclass
-class ComponentRun:
-    """One materialisation of one component. User code gets it as ``run`` / ``current_run()``."""
-
-    recorder: "Recorder"
-    run_id: str
-    component: str
-    asset_key: str
-    partition_key: str | None
-    partition_keys: list[str] | None
-    dagster_run_id: str | None
-    code_version: str | None
-    source_hash: str | None
-    source_path: str | None
-    owner: str | None
-    tags: dict[str, str]
-    config: dict[str, Any]
-    started_at: datetime
-    lineage_keys: dict[str, list[str]] | None = None
-    planned_table: str | None = None  # where the output will go; lets reconciliation find a landed commit
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    models: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
-    extra_tags: dict[str, str] = field(default_factory=dict)
-    output_metadata: dict[str, Any] = field(default_factory=dict)  # extra Dagster metadata (e.g. report links)
-    timings: RunTimings = field(default_factory=RunTimings)
-    output: OutputRecord | None = None
-    quarantine: OutputRecord | None = None
-    status: str = "started"
-    _mlflow: Any = None  # Future[(experiment_id, run_id)]
-    _token: Any = None
-
-    # -- user API ----------------------------------------------------------------------------
-    def log_metric(self, name: str, value: float) -> None:
-        self.metrics[str(name)] = float(value)
-
-    def log_metrics(self, values: Mapping[str, float]) -> None:
-        for k, v in values.items():
-            self.log_metric(k, v)
-
-    def log_window_metrics(self, rows: Sequence[Mapping[str, Any]], *, component: str | None = None,
-                           source: str = "component") -> None:
-        """Metrics over a time window and slice (e.g. recall of one day's predictions for one
-        zone), chained into ``audit.metrics`` with this run's id. ``component`` names what the
-        metric is about when it is not this component (an evaluation scores the predictions)."""
-        now = datetime.now(timezone.utc)
-        self.recorder.record_metrics([{
-            "metric_id": new_run_id(), "run_id": self.run_id, "component": component or self.component,
-            "partition_key": self.partition_key, "source": source, "computed_at": now, **dict(r)} for r in rows])
-
-    def set_tag(self, key: str, value: Any) -> None:
-        self.extra_tags[str(key)] = scrub_text(str(value))
-
-    @property
-    def spark(self) -> "SparkSession":
-        return self.recorder.spark()
-
-    def _mlflow_ids(self) -> tuple[str, str]:
-        started = time.perf_counter()
-        try:
-            return self._mlflow.result(timeout=_MLFLOW_WAIT_S)
-        finally:
-            self.timings.add("mlflow_ms", started)
-
-    @property
-    def mlflow_run_id(self) -> str:
-        return self._mlflow_ids()[1]
-
-    @property
-    def mlflow_run_url(self) -> str:
-        exp_id, run_id = self._mlflow_ids()
-        return self.recorder.mlflow.run_url(exp_id, run_id)
-
-    def read_table(self, name: str, *, partitions: Sequence[str] | None = None, version: int | None = None,
-                   path: str | None = None) -> "DataFrame":
-        """Read another lakehouse table, pinned and recorded as an input of this run."""
-        return self.recorder.read_input(self, name, partitions=partitions, version=version, path=path)
-
-    def log_model(self, model: Any, registered_name: str, *, flavor: str = "sklearn",
-                  input_example: Any = None, **kwargs: Any) -> dict[str, str]:
-        """Log ``model`` into this run's MLflow run and register it; the version is recorded."""
-        import mlflow
-
-        link = self.recorder.mlflow
-        mlflow.set_tracking_uri(link.tracking_uri)
-        mlflow.set_registry_uri(link.tracking_uri)
-        flavor_module = getattr(mlflow, flavor)
-        with mlflow.start_run(run_id=self.mlflow_run_id):
-            info = flavor_module.log_model(model, name="model", registered_model_name=registered_name,
-                                           input_example=input_example, **kwargs)
-        version = str(info.registered_model_version)
-        ref = {"role": "registered", "name": registered_name, "version": version,
-               "uri": f"models:/{registered_name}/{version}", "mlflow_run_id": self.mlflow_run_id}
-        self.models.append(ref)
-        return ref
-
-    def load_model(self, name: str, version: str | int, *, flavor: str = "sklearn") -> Any:
-        """Load a registered model version; the version (and its MLflow run) is recorded as an input."""
-        return self.recorder.load_model(self, name, str(version), flavor=flavor)
-
-    # -- used by the decorator ------------------------------------------------------------------
-    def activate(self) -> None:
-        self._token = _current.set(self)
-
-    def deactivate(self) -> None:
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
 
 
 class Recorder:
@@ -274,7 +117,13 @@ class Recorder:
     # -- 2. inputs -------------------------------------------------------------------------------
     def read_input(self, run: ComponentRun, name: str, *, partitions: Sequence[str] | None = None,
                    version: int | None = None, path: str | None = None,
-                   allow_missing_partitions: bool = True) -> "DataFrame":
+                   allow_missing_partitions: bool = True, whole_if_unpartitioned: bool = False) -> "DataFrame":
+        """Pin ``name`` at its newest version (or ``version``), record it, and read exactly that.
+
+        ``partitions``: only those partitions (some may be missing, noted in the record; all
+        missing raises :class:`MissingInputError`). ``whole_if_unpartitioned``: the partitions
+        came from Dagster's partition mapping, and a table that is not partitioned is read whole.
+        """
         t0 = time.perf_counter()
         path = path or self.layout.table(name)
         latest = delta_meta.latest_version(path)
@@ -288,6 +137,8 @@ class Recorder:
             raise MissingInputError(f"input table {name!r} has no version {pinned} (newest is {latest})")
         present: list[str] | None = None
         missing: list[str] = []
+        if partitions is not None and whole_if_unpartitioned and delta_meta.partitions_at(path, pinned) is None:
+            partitions = None
         if partitions is not None:
             present_all = set(self._partitions_at(path, pinned))
             present = [p for p in partitions if p in present_all]
@@ -400,6 +251,31 @@ class Recorder:
                                       schema_hash="", schema_json="", content_digest="", write_mode=mode)
         return run.quarantine
 
+    def commit_rejected(self, run: ComponentRun, df: "DataFrame", *, table: str,
+                        violations: Sequence[str]) -> OutputRecord | None:
+        """A batch a blocking test refused: kept in ``table`` (one commit, nothing dropped).
+
+        Each row is stored as JSON text beside the tests it failed, so a feed whose shape changed
+        (the usual reason for a gate to close) can always be kept, whatever its columns are.
+        """
+        from pyspark.sql import functions as F
+
+        path = self.layout.table(table)
+        before = delta_meta.latest_version(path)
+        rows = df.select(F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns])).alias("row_json"),
+                         F.array(*[F.lit(v) for v in violations]).alias("_tl_violations"))
+        user_metadata = {"tracelake_run_id": run.run_id, "component": run.component,
+                         "partition": run.partition_key, "rejected": True}
+        write_commit(self.spark(), path, rows, run_id=run.run_id, mode="append", schema_policy="merge",
+                     user_metadata=user_metadata)
+        commit = delta_meta.find_commit(path, run.run_id, oldest=(before + 1) if before is not None else 0)
+        if commit is None:
+            return None  # nothing was kept (an empty batch): the record says so
+        run.rejected = OutputRecord(table=table, path=path, version=commit.version, rows=commit.rows_added,
+                                    files=len(commit.adds), bytes=commit.bytes_added, partitions=None,
+                                    schema_hash="", schema_json="", content_digest="", write_mode="append")
+        return run.rejected
+
     def _check_no_concurrent_partition_write(self, path: str, run: ComponentRun, version: int,
                                             before: int | None, partitions: Sequence[str]) -> None:
         """A first write of a partition is a blind append; make sure nobody else appended it too."""
@@ -510,6 +386,9 @@ class Recorder:
             "quarantine_table": run.quarantine.table if run.quarantine else None,
             "quarantine_version": run.quarantine.version if run.quarantine and run.quarantine.files else None,
             "quarantined_rows": run.quarantine.rows if run.quarantine else None,
+            "rejected_table": run.rejected.table if run.rejected else None,
+            "rejected_version": run.rejected.version if run.rejected else None,
+            "rejected_rows": run.rejected.rows if run.rejected else None,
             "models": run.models,
             "metrics": run.metrics,
             "host": socket.gethostname(),
@@ -517,8 +396,9 @@ class Recorder:
         }
 
     # -- other audit records ---------------------------------------------------------------------
-    def record_checks(self, results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return self.store.journal.append_many(CHECK_RESULTS, [(str(r["check_id"]), r) for r in results])
+    def record_checks(self, run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:
+        rows = check_result_rows(run, results)
+        return self.store.journal.append_many(CHECK_RESULTS, [(str(r["check_id"]), r) for r in rows])
 
     def record_metrics(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return self.store.journal.append_many(METRICS, [(str(r["metric_id"]), r) for r in rows])

@@ -15,41 +15,15 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import pandas as pd
-import pyarrow as pa
 
-from tracelake.lineage import Lakehouse, register_audit_table
-from tracelake.lineage.record.audit_tables import CHAIN_FIELDS
+from tracelake.lineage import Lakehouse
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.monitors.audit_tables import ALERTS
 
 from tracelake.monitors.alerts.channels import deliver
 
 __all__ = ["AlertPolicy", "AlertManager", "AlertState", "ALERTS"]
 
-ALERTS = "alerts"
-_TS = pa.timestamp("us", tz="UTC")
-register_audit_table(ALERTS, pa.schema([
-    pa.field("event_id", pa.string(), nullable=False),
-    pa.field("alert_id", pa.string()),
-    pa.field("event", pa.string()),        # breach | clear | opened | repeated | acknowledged | resolved | delivered | delivery_failed
-    pa.field("policy", pa.string()),
-    pa.field("component", pa.string()),
-    pa.field("severity", pa.string()),
-    pa.field("status", pa.string()),       # pending | open | acknowledged | resolved (after this event)
-    pa.field("message", pa.string()),
-    pa.field("observed_value", pa.float64()),
-    pa.field("threshold_value", pa.float64()),
-    pa.field("description", pa.string()),
-    pa.field("runbook_url", pa.string()),
-    pa.field("occurrences", pa.int64()),
-    pa.field("first_seen", _TS),
-    pa.field("last_seen", _TS),
-    pa.field("channel", pa.string()),
-    pa.field("attempt", pa.int64()),
-    pa.field("error", pa.string()),
-    pa.field("actor", pa.string()),
-    pa.field("at", _TS),
-    *CHAIN_FIELDS,
-]))
 
 
 @dataclass(frozen=True)
@@ -61,7 +35,11 @@ class AlertPolicy:
     for_evaluations: int = 1
     channels: tuple[str, ...] = ("webhook", "email")
     description: str = ""
-    runbook_url: str | None = None
+    runbook_url: Any = None   # a URL, or a Runbook resolved when the alert is raised
+
+    @property
+    def runbook(self) -> str | None:
+        return None if self.runbook_url is None else str(self.runbook_url)
 
 
 @dataclass
@@ -146,7 +124,7 @@ class AlertManager:
         ``opened``, ``repeated``, ``pending``, ``resolved``, ``cleared`` or ``ok``."""
         when = when or datetime.now(timezone.utc)
         base = {"policy": policy.name, "component": component, "severity": policy.severity,
-                "description": policy.description, "runbook_url": policy.runbook_url,
+                "description": policy.description, "runbook_url": policy.runbook,
                 "observed_value": observed, "threshold_value": threshold}
         current = self.active(policy.name, component)
         if breached:
@@ -180,9 +158,9 @@ class AlertManager:
     def _deliver(self, policy: AlertPolicy, alert_id: str, component: str, subject: str, body: str,
                  observed: float | None, threshold: float | None) -> None:
         payload = {"alert_id": alert_id, "policy": policy.name, "component": component, "severity": policy.severity,
-                   "observed": observed, "threshold": threshold, "runbook": policy.runbook_url,
+                   "observed": observed, "threshold": threshold, "runbook": policy.runbook,
                    "description": policy.description}
-        text = f"{body}\n{policy.description}\nRunbook: {policy.runbook_url or '-'}"
+        text = f"{body}\n{policy.description}\nRunbook: {policy.runbook or '-'}"
         for name in policy.channels:
             channel = self.channels.get(name)
             if channel is None:

@@ -47,8 +47,8 @@ def build_monitoring_checks(slas: Sequence[Any], monitors: Sequence[MetricMonito
                 metadata["observed"] = dg.MetadataValue.float(float(result.observed))
             if result.threshold is not None:
                 metadata["threshold"] = dg.MetadataValue.float(float(result.threshold))
-            if sla.policy is not None and sla.policy.runbook_url:
-                metadata["runbook"] = dg.MetadataValue.url(sla.policy.runbook_url)
+            if sla.policy is not None and sla.policy.runbook:
+                metadata["runbook"] = dg.MetadataValue.url(sla.policy.runbook)
             yield dg.AssetCheckResult(
                 asset_key=dg.AssetKey(sla.component), check_name=f"sla_{sla.name}", passed=not result.breached,
                 severity=dg.AssetCheckSeverity.ERROR if sla.policy and sla.policy.severity == "error"

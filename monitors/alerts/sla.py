@@ -17,34 +17,16 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
-from tracelake.lineage import Lakehouse, register_audit_table
-from tracelake.lineage.record.audit_tables import CHAIN_FIELDS
+from tracelake.lineage import Lakehouse
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.monitors.audit_tables import SLA_EVALUATIONS
 
 from tracelake.monitors.alerts.manager import AlertPolicy
 from tracelake.monitors.metrics.history import window_metric
 
 __all__ = ["SLAResult", "MetricSLA", "ReadyBy", "VolumeVsWeekday", "SLA_EVALUATIONS", "record_evaluations"]
 
-SLA_EVALUATIONS = "sla_evaluations"
-_TS = pa.timestamp("us", tz="UTC")
-register_audit_table(SLA_EVALUATIONS, pa.schema([
-    pa.field("evaluation_id", pa.string(), nullable=False),
-    pa.field("sla", pa.string()),
-    pa.field("component", pa.string()),
-    pa.field("breached", pa.bool_()),
-    pa.field("evaluable", pa.bool_()),
-    pa.field("observed_value", pa.float64()),
-    pa.field("threshold_value", pa.float64()),
-    pa.field("message", pa.string()),
-    pa.field("window_start", _TS),
-    pa.field("window_end", _TS),
-    pa.field("as_of", _TS),
-    pa.field("details_json", pa.string()),
-    *CHAIN_FIELDS,
-]))
 
 
 @dataclass

@@ -12,11 +12,10 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 import pandas as pd
-import pyarrow as pa
 
-from tracelake.lineage import CHECK_RESULTS, Lakehouse, register_audit_table
-from tracelake.lineage.record.audit_tables import CHAIN_FIELDS
+from tracelake.lineage import CHECK_RESULTS, Lakehouse
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.monitors.audit_tables import ANOMALIES
 
 from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy
 from tracelake.monitors.metrics.anomaly import Anomaly, detect
@@ -25,23 +24,6 @@ from tracelake.monitors.alerts.sla import SLAResult, record_evaluations
 
 __all__ = ["MetricMonitor", "BlockedPipelinePolicy", "MonitoringReport", "watch", "ANOMALIES", "stored_anomalies"]
 
-ANOMALIES = "anomalies"
-_TS = pa.timestamp("us", tz="UTC")
-register_audit_table(ANOMALIES, pa.schema([
-    pa.field("anomaly_id", pa.string(), nullable=False),
-    pa.field("monitor", pa.string()),
-    pa.field("component", pa.string()),
-    pa.field("metric", pa.string()),
-    pa.field("slice", pa.string()),
-    pa.field("time", _TS),
-    pa.field("value", pa.float64()),
-    pa.field("expected", pa.float64()),
-    pa.field("lower", pa.float64()),
-    pa.field("upper", pa.float64()),
-    pa.field("rule", pa.string()),
-    pa.field("detected_at", _TS),
-    *CHAIN_FIELDS,
-]))
 
 
 @dataclass(frozen=True)

@@ -12,25 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Callable
 
-import pyarrow as pa
 
-from tracelake.lineage import Lakehouse, register_audit_table
-from tracelake.lineage.record.audit_tables import CHAIN_FIELDS
+from tracelake.lineage import Lakehouse
+from tracelake.monitors.audit_tables import PROFILE_SPECS
 
 from tracelake.monitors.drift.profiles import ProfileSpec
 
 __all__ = ["PROFILE_SPECS", "load_spec", "record_spec", "spec_for"]
 
-PROFILE_SPECS = "profile_specs"
-register_audit_table(PROFILE_SPECS, pa.schema([
-    pa.field("spec_id", pa.string(), nullable=False),
-    pa.field("table_name", pa.string()),
-    pa.field("columns", pa.string()),        # comma-separated, to find the spec of a column set
-    pa.field("spec_json", pa.string()),
-    pa.field("derived_from", pa.string()),   # e.g. "training_set@v3 partitions 2026-W01,2026-W02"
-    pa.field("created_at", pa.timestamp("us", tz="UTC")),
-    *CHAIN_FIELDS,
-]))
 
 
 def _columns_key(spec_columns) -> str:

@@ -80,10 +80,11 @@ def test_predictions_reach_the_model_and_its_training_set_through_mlflow(scenari
 def test_injected_faults_are_in_the_data(scenario):
     lake = scenario["lake"]
     runs = lake.store.component_runs()
-    # Missing partition: the raw feed never arrived, the run is skipped, nothing downstream ran.
+    # Missing partition: the raw feed never arrived - a failed source run - and nothing downstream ran.
     day = runs[runs["partition_key"] == "2026-01-18"]
     statuses = dict(zip(day["component"], day["status"]))
-    assert statuses["raw_trips"] == "skipped"
+    assert statuses["raw_trips"] == "failed"
+    assert day[day["component"] == "raw_trips"]["error_type"].iloc[0].endswith("SourceMissing")
     assert "cleaned_trips" not in statuses and "trip_features" not in statuses
     assert statuses["tip_predictions"] == "skipped"
     # ETL bug: fares in cents on that day only.

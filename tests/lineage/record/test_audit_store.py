@@ -8,10 +8,11 @@ import os
 from datetime import datetime, timezone
 
 import pyarrow as pa
+
+from tracelake.lineage.integrity.chain_check import verify_chain
 from deltalake import DeltaTable, write_deltalake
 
 from tracelake.lineage import COMPONENT_RUNS, open_lakehouse
-from tracelake.lineage.record.audit_tables import audit_schema
 from tracelake.lineage.record.runid import new_run_id
 
 
@@ -27,14 +28,14 @@ def test_records_flush_to_delta_with_retention_and_read_back(home):
         lake.journal.append(COMPONENT_RUNS, r["run_id"], r)
     # Unflushed records are already visible to readers.
     assert set(lake.store.component_runs()["run_id"]) == {r["run_id"] for r in rows}
-    assert lake.store.flush() == {COMPONENT_RUNS: 3}
+    assert lake.store.flush() == {"component_runs": 3}
     dt = DeltaTable(lake.store.path(COMPONENT_RUNS))
     assert dt.metadata().configuration["delta.logRetentionDuration"] == "interval 2555 days"
     assert dt.metadata().configuration["delta.deletedFileRetentionDuration"] == "interval 2555 days"
     back = lake.store.component_runs()
     assert len(back) == 3 and lake.journal.pending_stats()[0] == 0
     assert back.set_index("run_id").loc[rows[2]["run_id"], "metrics"] == {"auc": 0.7}
-    assert lake.store.verify_chain(COMPONENT_RUNS).ok
+    assert verify_chain(lake.store, "component_runs").ok
 
 
 def test_flush_after_a_crash_between_commit_and_bookkeeping_writes_nothing_twice(home):
@@ -64,14 +65,14 @@ def test_tampering_with_a_record_or_deleting_one_is_detected(home):
     rows = table.to_pylist()
     rows.sort(key=lambda r: r["chain_seq"])
     rows[2]["status"] = "succeeded"  # someone hides a failure
-    write_deltalake(path, pa.Table.from_pylist(rows, schema=audit_schema(COMPONENT_RUNS)), mode="overwrite")
-    report = lake.store.verify_chain(COMPONENT_RUNS)
+    write_deltalake(path, pa.Table.from_pylist(rows, schema=COMPONENT_RUNS.schema), mode="overwrite")
+    report = verify_chain(lake.store, "component_runs")
     assert not report.ok and any("modified" in p for p in report.problems)
 
     del rows[3]  # ... or removes a record altogether
     rows[2]["status"] = "failed"
-    write_deltalake(path, pa.Table.from_pylist(rows, schema=audit_schema(COMPONENT_RUNS)), mode="overwrite")
-    report = lake.store.verify_chain(COMPONENT_RUNS)
+    write_deltalake(path, pa.Table.from_pylist(rows, schema=COMPONENT_RUNS.schema), mode="overwrite")
+    report = verify_chain(lake.store, "component_runs")
     assert not report.ok and any("missing positions 3..3" in p for p in report.problems)
 
 
@@ -126,4 +127,4 @@ def test_concurrent_writers_and_flushers_lose_nothing(home):
     delta_rows = DeltaTable(lake.store.path(COMPONENT_RUNS)).to_pyarrow_table()
     assert delta_rows.num_rows == 75
     assert len(set(delta_rows.column("run_id").to_pylist())) == 75
-    assert lake.store.verify_chain(COMPONENT_RUNS).ok
+    assert verify_chain(lake.store, "component_runs").ok

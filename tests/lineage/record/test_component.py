@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from tracelake.lineage import (
     RUN_ID_COLUMN, ComponentRun, DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component,
+    component_spec,
     open_lakehouse,
 )
 from tracelake.lineage.record import delta_meta as delta_log
@@ -249,9 +250,13 @@ def test_direct_invocation_with_build_asset_context(home, spark):
         return pd.DataFrame({"x": [1, 2, 3]})
 
     res = resources(home)
-    events = list(constant(dg.build_asset_context(), lakehouse=res["lakehouse"]))
+    with dg.build_asset_context(resources={"lakehouse": res["lakehouse"]}) as context:
+        events = list(constant(context))
     (output,) = events
-    assert output.value.version == 0 and output.data_version == dg.DataVersion("v0")
+    assert isinstance(output, dg.MaterializeResult) and output.data_version == dg.DataVersion("v0")
+    assert output.metadata["delta_version"] == dg.MetadataValue.int(0)
+    # The raw transform stays a plain function: DataFrame in, DataFrame out, no lakehouse.
+    assert component_spec(constant).fn().equals(pd.DataFrame({"x": [1, 2, 3]}))
     rec = records(home).iloc[0]
     assert rec["component"] == "constant" and rec["output_rows"] == 3 and rec["dagster_run_id"] == "EPHEMERAL"
 

@@ -8,7 +8,7 @@ import pytest
 from deltalake import DeltaTable
 
 from tracelake.lineage import CHECK_RESULTS, DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component, open_lakehouse
-from tracelake.monitors.checks.rules import (
+from tracelake.monitors.checks import (
     ActionLimit, AllowedValues, Expression, InputFreshness, NotNull, NullRate, Pattern, Range, RowCountVsHistory,
     Schema, Unique,
 )
@@ -123,11 +123,20 @@ def test_duplicates_and_a_schema_change_fail_and_the_blocking_one_stops_downstre
     schema = _evaluations(blocked)["schema"]
     assert not schema.passed and "missing column amount" in schema.metadata["observed_detail"].value
     assert "unexpected column amount_usd" in schema.metadata["observed_detail"].value
-    # The blocking failure kept order_totals from running in that run.
-    materialized = {m.asset_key.to_user_string() for m in blocked.get_asset_materialization_events()}
-    assert materialized == {"orders"}
-    runs = open_lakehouse(home).store.component_runs()
+    # Write-audit-publish: the gate closed before the commit, so nothing reached the table,
+    # downstream did not run, the run is failed everywhere, and the refused batch is kept aside.
+    assert not blocked.success and not blocked.get_asset_materialization_events()
+    lake = open_lakehouse(home)
+    runs = lake.store.component_runs()
     assert "order_totals" not in set(runs["component"])
+    rec = runs[runs["partition_key"] == "2026-01-05"].iloc[0]
+    assert rec["status"] == "failed" and rec["error_type"].endswith("BlockingCheckFailed")
+    assert rec["output_version"] is None and rec["rejected_rows"] == 20
+    table = DeltaTable(lake.layout.table("orders")).to_pandas()
+    assert "2026-01-05" not in set(table["_tl_partition"])
+    kept = DeltaTable(lake.layout.table("orders__rejected")).to_pandas()
+    assert len(kept) == 20 and '"amount_usd"' in kept["row_json"].iloc[0]
+    assert list(kept["_tl_violations"].iloc[0]) == ["schema"]
 
 
 def test_a_broken_test_is_a_failed_result_not_a_silent_pass(home, spark):

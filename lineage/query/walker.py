@@ -1,0 +1,145 @@
+"""The lineage graph a trace or an impact returns, and the walker both of them use.
+
+A lineage answer is a small graph: **nodes** are component runs (and model versions, and
+writers with no record), **edges** say how a child reached a parent - through key-matched rows,
+through a whole run's output, through a model it loaded, or through the run that registered a
+model. The walker holds what both directions need: the audit index (who wrote and read which
+table version), the slice reader (rows of a table version), and the failed checks per run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tracelake.lineage.lakehouse import Lakehouse
+from tracelake.lineage.layout import RUN_ID_COLUMN
+from tracelake.lineage.query.graph import AuditIndex
+from tracelake.lineage.query.slices import SliceReader, key_strings
+from tracelake.lineage.record.audit_tables import CHECK_RESULTS
+
+__all__ = ["TraceNode", "TraceEdge", "KeyMatch", "LineageWalker", "group_by_run", "concat_rows", "model_node_id"]
+
+
+@dataclass
+class TraceNode:
+    id: str
+    kind: str                       # "run" | "model" | "unrecorded"
+    label: str
+    component: str | None = None
+    partition_key: str | None = None
+    status: str | None = None
+    table: str | None = None
+    version: int | None = None
+    rows: int | None = None         # rows of this run's output in the answer (None: run-level)
+    started_at: str | None = None
+    depth: int = 0
+    checks: list[dict[str, Any]] = field(default_factory=list)   # failed or warned declared tests
+    mlflow_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TraceEdge:
+    child: str
+    parent: str
+    via: str                        # "rows" | "run" | "model" | "registered"
+    input: str                      # "table@vN" or "model name vN"
+    rows: int | None = None
+    partitions: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class KeyMatch:
+    """Rows of a run's output matched on these key columns by these key values."""
+
+    columns: tuple[str, ...]
+    values: pa.Array
+
+
+def model_node_id(name: str, version: Any) -> str:
+    return f"model:{name}:{version}"
+
+
+def group_by_run(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """(writer run id, its rows) for every run that wrote some of ``rows``."""
+    if rows.num_rows == 0:
+        return
+    ids = rows.column(RUN_ID_COLUMN)
+    for run_id in pc.unique(ids).to_pylist():
+        yield run_id, rows.filter(pc.equal(ids, run_id))
+
+
+def concat_rows(parts: list[pa.Table]) -> pa.Table | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
+
+
+class LineageWalker:
+    """What trace (backward) and impact (forward) share; keep one warm to answer many questions."""
+
+    def __init__(self, lake: Lakehouse, index: AuditIndex | None = None, reader: SliceReader | None = None):
+        self.lake = lake
+        self.index = index or AuditIndex(lake)
+        self.reader = reader or SliceReader(lake.layout)
+        self._failed_checks: dict[str, list[dict[str, Any]]] | None = None
+
+    def node_for_run(self, run_id: str, depth: int) -> TraceNode:
+        if not self.index.has(run_id):
+            return TraceNode(run_id, "unrecorded", f"unrecorded writer {run_id}", depth=depth)
+        r = self.index.runs.loc[run_id]
+        version = r["output_version"]
+        return TraceNode(
+            id=run_id, kind="run", label=f"{r['component']} {r['partition_key'] or ''}".strip(),
+            component=r["component"], partition_key=r["partition_key"], status=r["status"],
+            table=r["output_table"], version=None if version is None else int(version),
+            started_at=str(r["started_at"]), depth=depth, checks=self.failed_checks(run_id),
+        )
+
+    def model_node(self, name: str, version: Any, depth: int, mlflow_run_id: str | None) -> TraceNode:
+        return TraceNode(model_node_id(name, version), "model", f"model {name} v{version}", depth=depth,
+                         mlflow_run_id=mlflow_run_id)
+
+    def failed_checks(self, run_id: str) -> list[dict[str, Any]]:
+        """Declared tests of ``run_id`` that failed or warned (read once per walker)."""
+        if self._failed_checks is None:
+            frame = self.lake.store.read(CHECK_RESULTS)
+            bad = frame[~frame["passed"].astype(bool)] if not frame.empty else frame
+            by_run: dict[str, list[dict[str, Any]]] = {}
+            for r in bad.to_dict("records"):
+                by_run.setdefault(r["run_id"], []).append({"check": r["check_name"], "severity": r["severity"],
+                                                           "observed": r["observed_value"],
+                                                           "threshold": r["threshold_text"]})
+            self._failed_checks = by_run
+        return list(self._failed_checks.get(run_id, []))
+
+    def output_rows(self, run_id: str, columns: set[str]) -> pa.Table | None:
+        """Every row ``run_id`` wrote (only ``columns``); None when it committed nothing."""
+        rec = self.index.record(run_id)
+        if rec.get("output_version") is None:
+            return None
+        return self.reader.rows(rec["output_path"], int(rec["output_version"]), columns,
+                                partitions=rec["output_partitions"] or None, run_ids=[run_id])
+
+    def count_rows(self, run_id: str, matches: list[KeyMatch] | None) -> int | None:
+        """Rows of the run's output in the answer: all of them (``matches is None``), or those whose
+        keys matched on at least one hop."""
+        rec = self.index.record(run_id) if self.index.has(run_id) else None
+        if rec is None or rec.get("output_version") is None:
+            return None
+        if matches is None:
+            return rec.get("output_rows")
+        columns = sorted({c for m in matches for c in m.columns})
+        data = self.reader.rows(rec["output_path"], int(rec["output_version"]), columns,
+                                partitions=rec["output_partitions"] or None, run_ids=[run_id])
+        mask = None
+        for m in matches:
+            hit = pc.is_in(key_strings(data, list(m.columns)), value_set=m.values)
+            mask = hit if mask is None else pc.or_(mask, hit)
+        return int(pc.sum(mask).as_py() or 0) if mask is not None else data.num_rows

@@ -1,0 +1,255 @@
+"""One materialisation of one component, start to finish, in the order things happen:
+
+1. **open the record** - an open marker is durable in the journal before any work, and MLflow
+   run creation starts in the background;
+2. **pin and read the inputs** - each upstream table at the Delta version that is newest now,
+   read *at that version* (the recorded version is the version read);
+3. **run the function** - the user's transform, with the run for metrics and models;
+4. **split the quarantine** - rows failing a quarantining test are set aside, not dropped;
+5. **evaluate the declared tests** - on the rows about to be written, in one Spark pass, and
+   journal every result;
+6. **write one commit** - or, when a *blocking* test failed, write nothing to the table: the batch
+   is kept in ``<table>__rejected`` for inspection and the run fails (write-audit-publish: a
+   gate that failed never leaves its rows visible to readers);
+7. **finish the record** - succeeded, failed, skipped (nothing to do) or abandoned (interrupted);
+8. **emit the Dagster events** - the materialisation (Delta version, rows, schema, MLflow link,
+   the command that shows the record) with the asset check results.
+
+A process killed anywhere leaves the open marker; reconciliation records it as abandoned.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator
+
+import dagster as dg
+
+from tracelake.lineage.record.checks import CheckContext, CheckResult, evaluate_checks, quarantine_counts, split_quarantine
+from tracelake.lineage.record.dagster_events import check_events, materialize_result
+from tracelake.lineage.record.errors import BlockingCheckFailed, MissingInputError
+from tracelake.lineage.record.run import ComponentRun
+from tracelake.lineage.record.spec import ComponentSpec
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["Materialisation"]
+
+
+class _Skip(Exception):
+    """Nothing to do for this run (an input has no data yet, or the function returned None)."""
+
+
+@dataclass
+class _Batch:
+    """What the run is about to write: the rows for the table, and the rows set aside."""
+
+    frame: "DataFrame"
+    produced: list[tuple[str, str]]          # (column, type) as the function produced them
+    rows: int = 0
+    quarantine: "DataFrame | None" = None
+    quarantined: int = 0
+    by_rule: dict[str, int] = field(default_factory=dict)
+    cached: list["DataFrame"] = field(default_factory=list)
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
+
+
+class Materialisation:
+    """Runs one materialisation; ``run()`` yields the Dagster events (see the module docstring)."""
+
+    def __init__(self, spec: ComponentSpec, context: dg.AssetExecutionContext, config: Any):
+        self.spec = spec
+        self.context = context
+        self.config = config
+        self.lake = context.resources.lakehouse.open()
+        self.recorder = self.lake.recorder
+        self.partition_keys = _partition_keys(context)
+
+    def run(self) -> Iterator[Any]:
+        run = self.open_record()
+        run.activate()
+        batch: _Batch | None = None
+        results: list[CheckResult] = []
+        gates: list[CheckResult] = []
+        failure: dg.Failure | None = None
+        try:
+            inputs = self.read_inputs(run)
+            batch = self.prepare_batch(run, self.call_function(run, inputs))
+            results = self.evaluate_checks(run, batch)
+            gates = [r for r in results if r.blocking and not r.passed]
+            if gates:
+                failure = self.reject(run, batch, gates)
+            else:
+                self.commit(run, batch)
+                self.recorder.succeed(run)
+        except _Skip as skip:
+            self.recorder.skip(run, str(skip))
+            self.context.log.warning(f"{self.spec.name}: skipped ({skip}); recorded run {run.run_id}")
+            return
+        except BaseException as exc:
+            if run.status == "started":
+                # Exceptions are failures; interrupts (run termination, Ctrl-C) are abandonment.
+                self.recorder.fail(run, exc, abandoned=not isinstance(exc, Exception))
+            raise
+        finally:
+            run.deactivate()
+            if batch is not None:
+                batch.release()
+        if failure is not None:
+            yield from check_events(self.context, self.spec, results, run.run_id)
+            raise failure
+        yield materialize_result(self.context, self.spec, run, results)
+
+    # -- 1 -------------------------------------------------------------------------------------
+    def open_record(self) -> ComponentRun:
+        spec, context = self.spec, self.context
+        keys = self.partition_keys
+        partition_key = context.partition_key if context.has_partition_key else (
+            f"{keys[0]}...{keys[-1]}" if keys else None)
+        resources = {name: getattr(context.resources, name) for name in spec.params.resources}
+        return self.recorder.begin(
+            component=spec.name, asset_key=spec.key.to_user_string(), partition_key=partition_key,
+            partition_keys=keys, dagster_run_id=context.run_id, code_version=spec.code_version,
+            source_hash=spec.source_hash, source_path=spec.source_path, owner=spec.owner, tags=dict(spec.tags),
+            config=_describe_config(self.config, resources), lineage_keys=spec.lineage_keys, output_table=spec.table,
+        )
+
+    # -- 2 -------------------------------------------------------------------------------------
+    def read_inputs(self, run: ComponentRun) -> dict[str, "DataFrame"]:
+        frames = {}
+        for param, key in self.spec.inputs.items():
+            partitions = (list(self.context.asset_partition_keys_for_input(key.to_python_identifier()))
+                          if self.partition_keys is not None else None)
+            try:
+                frames[param] = self.recorder.read_input(run, self.spec.input_table(param), partitions=partitions,
+                                                         whole_if_unpartitioned=True)
+            except MissingInputError as exc:
+                if self.spec.skips_when_missing(param):
+                    raise _Skip(f"input {param} has no data: {exc}") from None
+                raise
+        return frames
+
+    # -- 3 -------------------------------------------------------------------------------------
+    def call_function(self, run: ComponentRun, inputs: dict[str, "DataFrame"]) -> Any:
+        params = self.spec.params
+        call: dict[str, Any] = dict(inputs)
+        if params.run:
+            call[params.run] = run
+        for name in params.resources:
+            call[name] = getattr(self.context.resources, name)
+        if params.config_type is not None:
+            call["config"] = self.config
+        result = self.spec.fn(self.context, **call) if params.wants_context else self.spec.fn(**call)
+        if hasattr(result, "__next__"):
+            raise TypeError(f"@component {self.spec.name} must return a DataFrame, not yield")
+        if result is None:
+            if not self.spec.optional_output:
+                raise TypeError(f"@component {self.spec.name} returned None; return a DataFrame, or declare "
+                                "optional_output=True if a run may legitimately produce nothing")
+            raise _Skip("the component produced no output")
+        return result
+
+    # -- 4 -------------------------------------------------------------------------------------
+    def prepare_batch(self, run: ComponentRun, result: Any) -> _Batch:
+        df = _to_spark(result, self.lake.spark, self.spec.name)
+        wanted = {key.split("=")[0] for keys in (self.spec.lineage_keys or {}).values() for key in keys}
+        missing = sorted(wanted - set(df.columns))
+        if missing:
+            raise ValueError(f"@component {self.spec.name} declares lineage key column(s) {missing} that its "
+                             f"output does not have (columns: {df.columns}); fix lineage_keys")
+        produced = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+        # Cached once: the tests, the quarantine split and the commit all read the same rows.
+        df = df.persist()
+        batch = _Batch(df, produced, cached=[df])
+        if self.spec.quarantines:
+            try:
+                halves = split_quarantine(self.spec.checks, df)
+            except Exception as exc:  # a rule names a column the output lacks (a schema break)
+                self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: {exc}")
+                halves = None
+            if halves is not None:
+                batch.frame, batch.quarantine = halves
+                rules = [c.name for c in self.spec.checks if getattr(c, "quarantine", False) and c.row_condition()]
+                batch.quarantined, batch.by_rule = quarantine_counts(batch.quarantine, rules)
+        batch.rows = batch.frame.count()
+        return batch
+
+    # -- 5 -------------------------------------------------------------------------------------
+    def evaluate_checks(self, run: ComponentRun, batch: _Batch) -> list[CheckResult]:
+        if not self.spec.checks:
+            return []
+        started = time.perf_counter()
+        ctx = CheckContext(run, self.lake, batch.frame, batch.rows, batch.quarantined, batch.produced, batch.by_rule)
+        results = evaluate_checks(self.spec.checks, ctx)
+        self.recorder.record_checks(run, results)
+        run.timings.add("checks_ms", started)
+        return results
+
+    # -- 6 -------------------------------------------------------------------------------------
+    def commit(self, run: ComponentRun, batch: _Batch) -> None:
+        spec = self.spec
+        if batch.quarantine is not None:
+            self.recorder.commit_quarantine(run, batch.quarantine, table=f"{spec.table}__quarantine",
+                                            mode=spec.write_mode, rows=batch.quarantined)
+        self.recorder.commit_output(run, batch.frame, table=spec.table, mode=spec.write_mode,
+                                    schema_policy=spec.schema_policy)
+
+    def reject(self, run: ComponentRun, batch: _Batch, gates: list[CheckResult]) -> dg.Failure:
+        """A blocking test failed: keep the batch aside, commit nothing, fail the run."""
+        names = ", ".join(r.name for r in gates)
+        reason = "; ".join(f"{r.name}: {r.observed_text or r.observed_value}" for r in gates)
+        frame = batch.frame if batch.quarantine is None else batch.frame.unionByName(
+            batch.quarantine.drop("_tl_violations"), allowMissingColumns=True)
+        kept = self.recorder.commit_rejected(run, frame, table=f"{self.spec.table}__rejected",
+                                             violations=[r.name for r in gates])
+        where = f"; the {kept.rows} rows are kept in {kept.table}@v{kept.version}" if kept else ""
+        error = BlockingCheckFailed(f"blocking test(s) {names} failed, nothing was written to {self.spec.table}"
+                                    f"{where}: {reason}")
+        self.recorder.fail(run, error)
+        return dg.Failure(description=str(error), metadata={"tracelake_run_id": run.run_id,
+                                                            "failed_tests": names})
+
+
+def _partition_keys(context: dg.AssetExecutionContext) -> list[str] | None:
+    if context.has_partition_key:
+        return [context.partition_key]
+    if context.has_partition_key_range:
+        return list(context.partition_keys)
+    return None
+
+
+def _to_spark(value: Any, spark_provider: Any, name: str) -> "DataFrame":
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+    if isinstance(value, SparkDataFrame):
+        return value
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return spark_provider().createDataFrame(value)
+    raise TypeError(f"@component {name} must return a Spark or pandas DataFrame (or None when "
+                    f"optional_output=True), got {type(value).__name__}")
+
+
+def _describe_config(config: Any, resources: dict[str, Any]) -> dict[str, Any]:
+    """Run config and resource configuration, as recorded (redacted later by the recorder)."""
+    out: dict[str, Any] = {}
+    if config is not None:
+        out["config"] = config.model_dump() if hasattr(config, "model_dump") else dict(config)
+    described: dict[str, Any] = {}
+    for key, value in resources.items():
+        if hasattr(value, "model_dump"):
+            try:
+                described[key] = {"type": type(value).__name__, **value.model_dump()}
+            except Exception as exc:  # a resource that cannot describe itself is noted, not fatal
+                described[key] = {"type": type(value).__name__, "error": f"not serialisable: {type(exc).__name__}"}
+        else:
+            described[key] = {"type": type(value).__name__}
+    if described:
+        out["resources"] = described
+    return out
