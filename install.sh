@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs Tracelake from scratch on a fresh machine (idempotent: a second run only checks).
 #   1. a virtual environment in .venv with the pinned Python packages (constraints.txt);
-#   2. the Delta Lake Spark jars from Maven Central into jars/lib (listed in jars/pom.xml).
+#   2. the Delta Lake Spark jars from Maven Central into jars/lib (listed in jars/pom.xml);
+#   3. the OpenLineage Spark listener into jars/openlineage-lib (jars/openlineage/pom.xml), for
+#      capturing Spark jobs that run outside Dagster (docs/openlineage.md);
+#   4. (first) Graphviz, Pango and a font from Debian's packages, for compliance reports (apt-get).
 # Runs and tests never download anything; everything they need comes from here.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +22,37 @@ command -v java >/dev/null || fail "no 'java' on PATH; Spark needs a JDK 17 (apt
 command -v mvn >/dev/null || fail "no 'mvn' on PATH; Maven fetches the Delta jars (apt-get install maven)"
 
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+# --- Compliance report tools (Debian packages) -------------------------------------------------
+# Graphviz (`dot`) lays out the lineage graphs of compliance reports; WeasyPrint (a Python package,
+# below) prints their PDFs with Pango and needs a font. Installed with apt-get when missing (as
+# root, or with password-less sudo); otherwise this says exactly what to install.
+report_pkgs=(graphviz libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)
+if command -v dpkg-query >/dev/null; then
+  missing=()
+  for pkg in "${report_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  if (( ${#missing[@]} )); then
+    as_root=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+      if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        as_root=(sudo)
+      else
+        fail "compliance reports need the Debian packages: ${missing[*]} (Graphviz for the lineage graphs, Pango and a font for the PDFs); install them as root: apt-get install -y ${missing[*]}"
+      fi
+    fi
+    echo "==> installing Debian packages for compliance reports: ${missing[*]}"
+    "${as_root[@]}" apt-get update -qq \
+      && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || fail "apt-get could not install ${missing[*]} (see above); compliance reports need them"
+  else
+    echo "==> Graphviz, Pango and fonts for compliance reports already installed"
+  fi
+else
+  command -v dot >/dev/null || fail "no Graphviz 'dot' on PATH; compliance reports need it (install the graphviz package of your system)"
+  echo "==> not a Debian system: make sure Pango (libpango-1.0, libpangoft2-1.0) and a TrueType font are installed for PDF reports"
+fi
 
 # --- Python packages -------------------------------------------------------------------------
 py_stamp="$(stamp_of pyproject.toml constraints.txt)"
@@ -48,6 +82,23 @@ if [[ "$(cat jars/lib/.stamp 2>/dev/null)" != "$jar_stamp" ]]; then
   echo "$jar_stamp" > jars/lib/.stamp
 else
   echo "==> Delta jars already fetched (jars/lib)"
+fi
+
+# --- OpenLineage Spark listener ---------------------------------------------------------------
+# Kept out of jars/lib: Tracelake's own Spark sessions never load it; external jobs attach it
+# (`tracelake openlineage spark-conf` prints the flags).
+ol_stamp="$(stamp_of jars/openlineage/pom.xml)"
+if [[ "$(cat jars/openlineage-lib/.stamp 2>/dev/null)" != "$ol_stamp" ]]; then
+  echo "==> fetching the OpenLineage Spark listener from Maven Central into jars/openlineage-lib"
+  rm -rf jars/openlineage-lib
+  mvn -q -B -f jars/openlineage/pom.xml dependency:copy-dependencies \
+      -DoutputDirectory="$PWD/jars/openlineage-lib" -DincludeScope=runtime \
+    || fail "could not fetch the OpenLineage Spark listener with Maven (see the error above); check access to Maven Central"
+  ls jars/openlineage-lib/openlineage-spark_*.jar >/dev/null 2>&1 \
+    || fail "jars/openlineage-lib has no openlineage-spark jar after the Maven fetch"
+  echo "$ol_stamp" > jars/openlineage-lib/.stamp
+else
+  echo "==> OpenLineage Spark listener already fetched (jars/openlineage-lib)"
 fi
 
 echo "==> installed: $("$VENV/bin/python" -c 'import pyspark, delta, dagster, mlflow; print(f"pyspark {pyspark.__version__}, dagster {dagster.__version__}, mlflow {mlflow.__version__}")'), $(ls jars/lib/*.jar | wc -l) jars"

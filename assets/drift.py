@@ -5,7 +5,7 @@ reference chosen by lineage, with an Evidently report per table.
 payment type) into mergeable histograms; ``data_drift`` merges the day, compares it with the
 training set@version of the model that scored it (predictions: with that model's first scored
 day; labels: with the training labels), and stores one row per column and slice. Drift is
-stored, not paged: only a target with an ``alert`` policy opens alerts (DESIGN.md's
+stored, not paged: only a target with an ``alert`` policy opens alerts (the
 alert-fatigue rule; SLAs on recall are what page).
 """
 
@@ -163,7 +163,7 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
         spec = target_spec(lake, index, _reader(run), target, [day])
         ref = resolve_reference(lake, index, target.table, [day], config.reference)
         reference = reference_frame(_reader(run), ref, target)
-        results, ref_profiles = compute_drift(run.spark, target, spec, current, reference)
+        results, ref_profiles = compute_drift(target, spec, current, reference)
         report, error = None, None
         try:
             rows = run.read_table(target.table, partitions=[day])

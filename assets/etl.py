@@ -9,7 +9,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tracelake.lineage import SourceMissing, component
-from tracelake.monitors.checks import AllowedValues, Expression, NotNull, Range, RowCountVsHistory, Schema, Unique
+from tracelake.monitors.checks import (
+    AllowedValues, Expression, Finite, NotNull, Range, RowCount, RowCountVsHistory, Schema, Unique,
+)
 from tracelake.monitors.runbooks import runbook
 
 from .partitions import daily
@@ -33,7 +35,9 @@ RAW_SCHEMA = {
         # Blocking: a feed that changed shape must not flow into the ETL (downstream is skipped).
         Schema(RAW_SCHEMA, non_null=["trip_id", "pickup_ts"], blocking=True,
                runbook_url=runbook("raw-trips-schema")),
-        Unique("trip_id", severity="error"),
+        # An empty delivery is a broken feed, not a quiet day: refused like a changed one.
+        RowCount(min=1, blocking=True, runbook_url=runbook("raw-trips-schema")),
+        Unique("trip_id", severity="error"),   # reported here; duplicates are set aside by the ETL
     ],
     owner="team:data-eng",
     group_name="ingestion",
@@ -67,11 +71,15 @@ def raw_trips(context: dg.AssetExecutionContext, simulator: TripSimulatorResourc
         Expression("positive_duration", "duration_min > 0", quarantine=True, max_fail_rate=0.01),
         Expression("positive_fare", "fare_amount > 0", quarantine=True, max_fail_rate=0.01),
         NotNull("passenger_count", quarantine=True, max_fail_rate=0.01),
+        # Infinite or NaN amounts (a sentinel, a division upstream) are set aside, never featurised.
+        Finite("fare_amount", quarantine=True, max_fail_rate=0.01),
+        Finite("distance_km", quarantine=True, max_fail_rate=0.01),
+        # A trip delivered twice keeps its first row; the copies are kept aside with the reason.
+        Unique("trip_id", quarantine=True, max_fail_rate=0.01),
         # Not blocking in the reference pipeline, so the demo's bad ETL day has predictions to
         # trace; in production make it blocking=True.
         Range("fare_amount", 2.5, 400, max_fail_rate=0.01, runbook_url=runbook("fare-range")),
         AllowedValues("payment_type", ["card", "cash", "app"]),
-        Unique("trip_id"),
         RowCountVsHistory(tolerance=0.35, window=7),
     ],
 )

@@ -43,6 +43,13 @@ class Fault:
     def active(self, day: date) -> bool:
         return self.start <= day and (self.end is None or day <= self.end)
 
+    @property
+    def amount(self) -> float:
+        """The fault's number (days of delay, fraction lost); only kinds that take one have it."""
+        if self.param is None:
+            raise ValueError(f"fault {self} takes no parameter")
+        return self.param
+
     def __str__(self) -> str:
         span = self.start.isoformat() if self.end == self.start else f"{self.start.isoformat()}..{self.end.isoformat() if self.end else ''}"
         return f"{self.kind}@{span}" + (f":{self.param:g}" if self.param is not None and FAULT_KINDS[self.kind] is not None else "")
@@ -78,9 +85,9 @@ def parse_fault(spec: str) -> Fault:
         start = end = _parse_date(rest, spec)
     if end is not None and end < start:
         raise ValueError(f"fault {spec!r}: the range ends before it starts")
-    if kind == "missing_labels" and not (0 < param <= 1):
+    if kind == "missing_labels" and not (param is not None and 0 < param <= 1):
         raise ValueError(f"fault {spec!r}: the lost fraction must be in (0, 1]")
-    if kind == "late_labels" and param < 1:
+    if kind == "late_labels" and (param is None or param < 1):
         raise ValueError(f"fault {spec!r}: the extra delay must be at least 1 day")
     return Fault(kind, start, end, param)
 

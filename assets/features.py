@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from tracelake.lineage import component
-from tracelake.monitors.checks import NullRate, Range
+from tracelake.monitors.checks import Finite, NullRate, Range
 
 from .partitions import daily
 
@@ -26,6 +26,9 @@ FEATURE_COLUMNS = NUMERIC_FEATURES + CATEGORICAL_FEATURES
     tags={"layer": "gold"},
     checks=[
         NullRate("fare_per_km", 0.0),
+        # A gate: a non-finite feature would poison training and scoring downstream.
+        Finite("fare_per_km", blocking=True),
+        Finite("avg_speed_kmh", blocking=True),
         Range("avg_speed_kmh", 1, 150, max_fail_rate=0.02, severity="warn"),
         Range("pickup_hour", 0, 23),
     ],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from datetime import date
 
 import dagster as dg
 
@@ -11,8 +13,24 @@ __all__ = ["SIM_START", "daily", "weekly", "previous_two_weeks", "recent_models"
 
 SIM_START = "2026-01-05"  # a Monday: simulated history starts here
 
-daily = dg.DailyPartitionsDefinition(start_date=SIM_START)
-weekly = dg.WeeklyPartitionsDefinition(start_date=SIM_START, day_offset=1)
+
+def _window_end() -> str | None:
+    """Where the partitions stop: ``TRACELAKE_PARTITIONS_END`` (exclusive, YYYY-MM-DD), else open
+    (up to today, as a live pipeline wants).
+
+    Read when the code location loads - partitions are part of the asset definitions, which
+    Dagster builds at load - and nowhere else. ``tracelake ui`` sets it to the day after the
+    demo's last simulated day, so the UI shows the demo's window instead of months of partitions
+    that were never meant to exist.
+    """
+    end = os.environ.get("TRACELAKE_PARTITIONS_END") or None
+    if end is not None:
+        date.fromisoformat(end)  # a malformed value fails the code location with this name in the error
+    return end
+
+
+daily = dg.DailyPartitionsDefinition(start_date=SIM_START, end_date=_window_end())
+weekly = dg.WeeklyPartitionsDefinition(start_date=SIM_START, day_offset=1, end_date=_window_end())
 
 # allow_nonexistent_upstream_partitions is flagged beta; the windows below reach before the first
 # partition at the start of history, which must simply mean "no data yet", not an error.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -19,6 +20,9 @@ class TripSimulatorResource(dg.ConfigurableResource):
     Unset fields come from ``TRACELAKE_SIM_SEED`` (7), ``TRACELAKE_SIM_TRIPS_PER_DAY`` (2000),
     ``TRACELAKE_SIM_LABEL_LAG_DAYS`` (2) and ``TRACELAKE_SIM_FAULTS`` (none; see ``faults.py``).
     """
+
+    # Recorded with each run (lineage/record/config_record.py).
+    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = ("seed", "trips_per_day", "label_lag_days", "faults")
 
     seed: int | None = Field(default=None, description="random seed of the world")
     trips_per_day: int | None = Field(default=None, description="average trips per day")

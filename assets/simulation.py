@@ -139,11 +139,11 @@ class World:
         delay = self.label_lag_days
         late = self.faults.active("late_labels", trip_day)
         if late:
-            delay += int(late.param)
+            delay += int(late.amount)
         keep = np.ones(len(trips), dtype=bool)
         lost = self.faults.active("missing_labels", trip_day)
         if lost:
-            keep = rng.random(len(trips)) >= lost.param
+            keep = rng.random(len(trips)) >= lost.amount
         frame = pd.DataFrame({
             "trip_id": trips["trip_id"],
             "trip_date": trip_day.isoformat(),
@@ -156,7 +156,7 @@ class World:
 
     def labels_arriving(self, day: date) -> pd.DataFrame:
         """Every label that arrives on ``day`` (for trips ``label_lag_days`` or more earlier)."""
-        extra = max([int(f.param) for f in self.faults.faults if f.kind == "late_labels"] or [0])
+        extra = max([int(f.amount) for f in self.faults.faults if f.kind == "late_labels"] or [0])
         frames = []
         for back in range(self.label_lag_days, self.label_lag_days + extra + 1):
             trip_day = day - timedelta(days=back)

@@ -11,24 +11,26 @@ created.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import dagster as dg
 
-from tracelake.assets import PIPELINE_ASSETS, SIM_START, parse_faults
+from tracelake.assets import SIM_START, parse_faults
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.cli_support import CliError
 
-from .monitoring import monitoring_checks, monitoring_job
+from .compliance import issue_demo_reports
+from .monitoring import monitoring_job
 from .pipeline import daily_drift_job, daily_etl_job, daily_evaluation_job, daily_inference_job, weekly_training_job
-from .resources import local_resources
 
 __all__ = ["DemoConfig", "run_demo", "DEFAULT_FAULTS", "demo_day_plan"]
 
@@ -71,6 +73,15 @@ def demo_day_plan(day: date, start: date, have_model: bool, have_recent_predicti
     if have_recent_predictions:
         plan.append((daily_evaluation_job.name, day.isoformat()))
     return plan
+
+
+def demo_window_end(home: str) -> str | None:
+    """The day after the demo's last simulated day (the end of the partitions the UI should
+    show), or None when ``home`` holds no demo."""
+    state = _load_state(home)
+    if not state or not state.get("last_day"):
+        return None
+    return (date.fromisoformat(state["last_day"]) + timedelta(days=1)).isoformat()
 
 
 def _state_path(home: str) -> Path:
@@ -117,7 +128,10 @@ def wipe_demo(home: str) -> None:
 
 def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
              instance: dg.DagsterInstance | None = None, progress: bool = True,
-             on_day: Callable[[DayResult], None] | None = None) -> dict[str, Any]:
+             on_day: Callable[[DayResult], None] | None = None,
+             skip_jobs: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Simulate ``days`` more days; ``skip_jobs`` leaves some cadences out (tests that do not
+    look at drift spare its cost)."""
     if days < 1:
         raise CliError("--days must be at least 1")
     parse_faults(config.faults)  # bad fault specs fail before anything runs
@@ -139,13 +153,40 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
     if last >= date.today():
         raise CliError(f"the simulation would reach {last}, which is not in the past; use fewer --days")
 
-    resources = local_resources(home, faults=config.faults, trips_per_day=config.trips_per_day, seed=config.seed,
-                                shuffle_partitions=4)
-    defs = dg.Definitions(assets=PIPELINE_ASSETS, asset_checks=[monitoring_checks],
-                          jobs=[daily_etl_job, weekly_training_job, daily_inference_job, daily_evaluation_job, daily_drift_job,
-                                monitoring_job],
-                          resources=resources)
     instance = instance or dg.DagsterInstance.get()
+    with demo_environment(home, config):
+        return _simulate(home, days, config, state, first, last, start, instance, progress, on_day, skip_jobs)
+
+
+def demo_environment(home: str, config: DemoConfig) -> contextlib.AbstractContextManager:
+    """The demo configures the code location the way a deployment would - by environment - and
+    runs the code location's own jobs, so the Dagster UI files its runs under them."""
+    return _environment({
+        "TRACELAKE_HOME": home, "TRACELAKE_SIM_SEED": str(config.seed),
+        "TRACELAKE_SIM_TRIPS_PER_DAY": str(config.trips_per_day), "TRACELAKE_SIM_FAULTS": ",".join(config.faults),
+        "TRACELAKE_SPARK_SHUFFLE_PARTITIONS": os.environ.get("TRACELAKE_SPARK_SHUFFLE_PARTITIONS", "4"),
+    })
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    previous = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _simulate(home: str, days: int, config: DemoConfig, state: dict[str, Any], first: date, last: date, start: date,
+              instance: dg.DagsterInstance, progress: bool, on_day: Callable[[DayResult], None] | None,
+              skip_jobs: frozenset[str]) -> dict[str, Any]:
+    from tracelake.jobs.definitions import CODE_LOCATION_TAGS, defs
+
     _save_state(home, state)
     lake = open_lakehouse(home)
     have_model = any(d["jobs"].get(weekly_training_job.name) == "SUCCESS" for d in state["days"])
@@ -160,9 +201,12 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
         recent = any(day - timedelta(days=7) <= date.fromisoformat(p) < day for p in prediction_days)
         result = DayResult(day.isoformat(), {})
         for job_name, partition in demo_day_plan(day, start, have_model, recent):
+            if job_name in skip_jobs:
+                continue
             bar.set_postfix_str(f"{day} {job_name}")
             outcome = defs.resolve_job_def(job_name).execute_in_process(
-                partition_key=partition, instance=instance, raise_on_error=False, run_config=_QUIET)
+                partition_key=partition, instance=instance, raise_on_error=False, run_config=_QUIET,
+                tags=CODE_LOCATION_TAGS)
             result.jobs[job_name] = "SUCCESS" if outcome.success else "FAILURE"
             if job_name == weekly_training_job.name and outcome.success:
                 have_model = True
@@ -171,9 +215,11 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
         # Monitoring runs "the next morning" of the simulated day, so SLAs are judged in simulated time.
         as_of = f"{day + timedelta(days=1)}T07:00:00+00:00"
         outcome = defs.resolve_job_def(monitoring_job.name).execute_in_process(
-            instance=instance, raise_on_error=False,
+            instance=instance, raise_on_error=False, tags=CODE_LOCATION_TAGS,
             run_config={**_QUIET, "ops": {"evaluate_monitoring": {"config": {"as_of": as_of}}}})
         result.jobs[monitoring_job.name] = "SUCCESS" if outcome.success else "FAILURE"
+        if "compliance_reports" not in skip_jobs:  # model reports on registration, the month's report at its end
+            result.jobs.update(issue_demo_reports(defs, instance, day, last, tags=CODE_LOCATION_TAGS))
         state["last_day"] = day.isoformat()
         state["days"].append({"day": result.day, "jobs": result.jobs})
         _save_state(home, state)

@@ -3,40 +3,52 @@
 import dagster as dg
 
 from tracelake.lineage import LakehouseResource
-from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
+from tracelake.lineage.record.dagster_runs import DagsterRuns
+from tracelake.lineage.record.reconcile import reconcile_dagster, reconcile_mlflow, reconcile_open_runs
+from tracelake.monitors.alerts.channels import AlertChannelsResource
+from tracelake.monitors.alerts.manager import AlertManager
 
 __all__ = ["audit_maintenance_job", "audit_maintenance_schedule", "retention_verification_job",
            "retention_verification_schedule"]
 
-_IN_PROGRESS = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 
 @dg.op(description="Record runs whose process died as abandoned, and finish their MLflow runs.")
 def reconcile_runs(context: dg.OpExecutionContext, lakehouse: LakehouseResource) -> int:
     lake = lakehouse.open()
-
-    def in_progress(dagster_run_id: str) -> bool | None:
-        run = context.instance.get_run_by_id(dagster_run_id)
-        return None if run is None else run.status in _IN_PROGRESS
-
-    results = reconcile_open_runs(lake, dagster_run_in_progress=in_progress, min_age_s=60)
+    dagster_runs = DagsterRuns(context.instance)
+    results = reconcile_open_runs(lake, dagster_run_in_progress=dagster_runs.in_progress, min_age_s=60,
+                                  on_abandoned=dagster_runs.mark_failed)
+    results += reconcile_dagster(lake, dagster_runs)
     results += reconcile_mlflow(lake)
     for r in results:
         if r.action != "still-running":
             context.log.warning(f"{r.component} run {r.run_id}: {r.action} ({r.detail})")
     return sum(r.action == "abandoned" for r in results)
 
+@dg.op(description="Retry alert pages whose delivery failed and whose retry time has come (hourly, so a "
+                   "page waits at most an hour for a channel that came back).")
+def retry_alert_deliveries(context: dg.OpExecutionContext, lakehouse: LakehouseResource,
+                           alert_channels: AlertChannelsResource) -> int:
+    report = AlertManager(lakehouse.open(), alert_channels.configure().channels).deliver_pending()
+    for entry, reason in report.failed.items():
+        context.log.warning(f"alert delivery {entry} failed again: {reason}")
+    return len(report.delivered)
+
+
 @dg.op(description="Write the journal to the Delta audit tables, then compact and checkpoint them.")
-def flush_and_compact(context: dg.OpExecutionContext, lakehouse: LakehouseResource, abandoned: int) -> None:
+def flush_and_compact(context: dg.OpExecutionContext, lakehouse: LakehouseResource, abandoned: int,
+                      delivered: int) -> None:
     lake = lakehouse.open()
     written = lake.flush()
     for table in lake.store.tables():
         lake.store.compact(table)
-    context.add_output_metadata({"flushed": sum(written.values()), "abandoned": abandoned})
+    context.add_output_metadata({"flushed": sum(written.values()), "abandoned": abandoned,
+                                 "alert_pages_delivered": delivered})
 
-@dg.job(description="Hourly: reconcile abandoned runs, flush the audit journal, compact audit tables.")
+@dg.job(description="Hourly: reconcile abandoned runs, retry undelivered alert pages, flush the audit journal, "
+                    "compact audit tables.")
 def audit_maintenance_job():
-    flush_and_compact(reconcile_runs())
+    flush_and_compact(reconcile_runs(), retry_alert_deliveries())
 
 audit_maintenance_schedule = dg.ScheduleDefinition(job=audit_maintenance_job, cron_schedule="17 * * * *")
 

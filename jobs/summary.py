@@ -13,6 +13,8 @@ from tracelake.lineage.integrity.verify import verify_lakehouse
 from tracelake.monitors.alerts.manager import AlertManager
 from tracelake.monitors.alerts.watch import stored_anomalies
 
+from .compliance import print_report_files
+
 __all__ = ["print_summary"]
 
 
@@ -52,6 +54,7 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
         print("\nAnomalies stored (not paged): " + ", ".join(
             f"{m} x{n}" for m, n in anomalies["monitor"].value_counts().items()), file=out)
     drift_day = _print_drift(lake, out)
+    print_report_files(lake, out)   # compliance reports the demo issued (model versions, the month)
     report = verify_lakehouse(lake)
     print(f"\nAudit check: {'OK' if report.ok else 'PROBLEMS'} - {report.checked_records} chained records, "
           f"{report.checked_runs} outputs matched to their Delta commits.", file=out)

@@ -4,6 +4,7 @@ queries and the integrity checks. Knows no particular pipeline.
     record/     @component, the materialisation lifecycle, journal, audit store, Delta metadata
     query/      runs, trace, impact, history, flags and review, Spark SQL, reproduce
     integrity/  audit verify, reconciliation reports, retention and guarded VACUUM
+    openlineage/  every run published as OpenLineage events; other producers' runs received as external runs
 """
 
 from tracelake.lineage.lakehouse import Lakehouse, LakehouseResource, open_lakehouse

@@ -8,25 +8,29 @@ root and process, so the journal connection, MLflow thread and Spark session are
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 from pydantic import Field
 
 from tracelake.lineage.record.audit_store import AuditStore
+from tracelake.lineage.record.anchors import anchor_store
 from tracelake.lineage.record.journal import Journal
+from tracelake.lineage.record.listeners import RunListener
 from tracelake.lineage.layout import Layout
 from tracelake.lineage.record.mlflow_link import MlflowLink, MlflowResource, link_for
 from tracelake.lineage.record.recorder import Recorder
-from tracelake.lineage.settings import Settings, load_settings
-from tracelake.lineage.spark import SparkResource, get_spark
+from tracelake.lineage.settings import Settings, is_local_uri, load_settings, to_local_path
+from tracelake.lineage.spark import SparkResource, ensure_retention, get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["Lakehouse", "open_lakehouse", "LakehouseResource"]
+__all__ = ["Lakehouse", "open_lakehouse", "forget_lakehouse", "LakehouseResource", "NotALakehouse",
+           "lakehouse_exists"]
 
 _cache: dict[tuple, "Lakehouse"] = {}
 _cache_lock = threading.Lock()
@@ -41,13 +45,14 @@ class Lakehouse:
     spark_resource: SparkResource | None = None
     mlflow_resource: MlflowResource | None = None
     digest_files: bool = True
+    # Told when runs open and end (after the audit record is durable); see record.listeners.
+    listeners: list[RunListener] = field(default_factory=list)
     _recorder: Recorder | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def spark(self) -> "SparkSession":
-        if self.spark_resource is not None:
-            return self.spark_resource.get_session()
-        return get_spark(self.settings)
+        session = self.spark_resource.get_session() if self.spark_resource is not None else get_spark(self.settings)
+        return ensure_retention(session, self.settings.retention_interval)
 
     @property
     def mlflow(self) -> MlflowLink:
@@ -60,7 +65,8 @@ class Lakehouse:
         with self._lock:
             if self._recorder is None:
                 self._recorder = Recorder(layout=self.layout, store=self.store, mlflow=self.mlflow,
-                                          spark_provider=self.spark, digest_files=self.digest_files)
+                                          spark_provider=self.spark, digest_files=self.digest_files,
+                                          listeners=self.listeners)
             return self._recorder
 
     def flush(self) -> dict[str, int]:
@@ -71,18 +77,46 @@ class Lakehouse:
         return self.store.flush()
 
 
+class NotALakehouse(ValueError):
+    """A root that holds no lakehouse (a typo in --home, a file, an empty folder)."""
+
+
+def lakehouse_exists(settings: Settings) -> bool:
+    """Does ``settings.home`` hold a lakehouse (tables, audit tables or a journal)? Object stores
+    are taken at their word: listing a bucket to prove it costs a round trip per command."""
+    if not is_local_uri(settings.home):
+        return True
+    root = to_local_path(settings.home)
+    return root.is_dir() and ((root / "tables").is_dir() or (root / "audit").is_dir()
+                              or (Path(settings.journal_dir) / "journal.sqlite").exists())
+
+
 def open_lakehouse(home: str | None = None, *, spark: SparkResource | None = None,
-                   mlflow: MlflowResource | None = None, digest_files: bool = True, **overrides: Any) -> Lakehouse:
-    """The process's :class:`Lakehouse` for ``home`` (default ``TRACELAKE_HOME``)."""
+                   mlflow: MlflowResource | None = None, digest_files: bool = True, must_exist: bool = False,
+                   **overrides: Any) -> Lakehouse:
+    """The process's :class:`Lakehouse` for ``home`` (default ``TRACELAKE_HOME``).
+
+    ``must_exist``: refuse a root that holds no lakehouse instead of starting an empty one there
+    (what every question asked from the CLI wants: a typo must not answer "nothing recorded")."""
     settings = load_settings(home=home, **overrides)
+    if must_exist and not lakehouse_exists(settings):
+        root = to_local_path(settings.home)
+        what = "is a file" if root.is_file() else "does not exist" if not root.exists() else "holds no lakehouse"
+        raise NotALakehouse(f"{settings.home} {what} (no tables/, audit/ or journal); check --home or "
+                            "TRACELAKE_HOME, or run `tracelake demo` to create one")
     key = (settings, os.getpid())
     with _cache_lock:
         lake = _cache.get(key)
         if lake is None:
             layout = Layout.from_settings(settings)
-            journal = Journal(settings.journal_dir)
+            anchors = anchor_store(settings.home, settings.anchor_dir)
+            journal = Journal(settings.journal_dir, on_commit=anchors.note)
             store = AuditStore(layout, journal, settings.retention_interval)
             lake = Lakehouse(settings, layout, journal, store)
+            # OpenLineage publishing, by configuration only (TRACELAKE_OPENLINEAGE, default on).
+            from tracelake.lineage.openlineage.publisher import publisher_for
+
+            lake.listeners.extend(publisher_for(settings, store))
             _cache[key] = lake
         # Dagster hands each run fresh resource objects with the same configuration.
         lake.spark_resource = spark or lake.spark_resource
@@ -93,6 +127,15 @@ def open_lakehouse(home: str | None = None, *, spark: SparkResource | None = Non
         return lake
 
 
+def forget_lakehouse(home: str | None = None) -> None:
+    """Drop this process's cached :class:`Lakehouse` of ``home`` (its journal connection, its
+    caches): the next ``open_lakehouse`` reads the files again - after a restore replaced them."""
+    root = load_settings(home=home).home
+    with _cache_lock:
+        for key in [k for k, lake in _cache.items() if lake.settings.home == root]:
+            _cache.pop(key)
+
+
 class LakehouseResource(dg.ConfigurableResource):
     """Resource key ``lakehouse``: the lakehouse root, its audit store and the recorder.
 
@@ -100,6 +143,10 @@ class LakehouseResource(dg.ConfigurableResource):
     TRACELAKE_RETENTION_DAYS, TRACELAKE_JOURNAL_DIR), so one definition runs locally and in
     production unchanged.
     """
+
+    # Recorded with each run (lineage/record/config_record.py); spark and mlflow by their own lists.
+    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = (
+        "home", "retention_days", "journal_dir", "digest_files", "flush_records", "flush_seconds", "spark", "mlflow")
 
     home: str | None = Field(default=None, description="lakehouse root; default TRACELAKE_HOME or ./lakehouse")
     retention_days: int | None = Field(default=None, description="history kept on every table; default 2555 (7 years)")

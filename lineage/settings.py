@@ -17,6 +17,17 @@ Dagster resources). Nothing here is read at import time: call :func:`load_settin
 | ``TRACELAKE_MLFLOW_UI_URL`` | ``http://127.0.0.1:5000`` | base URL used for MLflow links |
 | ``TRACELAKE_AUDIT_FLUSH_RECORDS`` | ``100`` | flush the journal to Delta once this many records wait |
 | ``TRACELAKE_AUDIT_FLUSH_SECONDS`` | ``300`` | ... or once the oldest waiting record is this old |
+| ``TRACELAKE_ANCHOR_DIR`` | ``~/.tracelake/anchors`` | signed chain heads, kept outside the lakehouse |
+| ``TRACELAKE_ANCHOR_KEY`` | a key file in the anchor dir | the HMAC key that signs them (a secret) |
+| ``TRACELAKE_OPENLINEAGE`` | ``on`` | publish every component run as OpenLineage events (``off``: publish nothing) |
+| ``TRACELAKE_OPENLINEAGE_DIR`` | ``$TRACELAKE_HOME/openlineage`` (local) | default JSON-lines events, the outbox of undelivered events, received events |
+| ``TRACELAKE_OPENLINEAGE_NAMESPACE`` | ``tracelake`` | OpenLineage job namespace of the components |
+| ``TRACELAKE_OPENLINEAGE_QUEUE`` | ``10000`` | events waiting for the background sender; beyond it they go to the outbox |
+| ``TRACELAKE_OPENLINEAGE_RETRIES`` | ``2`` | retries per event (after the transport's own) before it goes to the outbox |
+| ``TRACELAKE_OPENLINEAGE_PORT`` | ``5055`` | port of ``tracelake openlineage serve`` (bound to 127.0.0.1 unless told otherwise) |
+| ``TRACELAKE_OPENLINEAGE_JARS_DIR`` | ``<repo>/jars/openlineage-lib`` | the OpenLineage Spark listener jar fetched by ``install.sh`` |
+| ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``, ``OPENLINEAGE__*``, ``openlineage.yml`` | unset | the OpenLineage client's own configuration; when present it replaces the default JSON lines |
+| ``OPENLINEAGE_DISABLED`` | unset | ``true``: publish nothing (the client's own switch) |
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ def to_local_path(uri: str) -> Path:
     return Path(uri)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -54,8 +65,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not an integer; unset it or give a whole number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be positive")
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r} must be {'positive' if minimum == 1 else f'at least {minimum}'}")
     return value
 
 
@@ -72,6 +83,18 @@ class Settings:
     mlflow_ui_url: str
     flush_records: int
     flush_seconds: int
+    anchor_dir: str | None = None
+    openlineage: bool = True
+    openlineage_dir: str = ""
+    openlineage_namespace: str = "tracelake"
+    openlineage_queue: int = 10000
+    openlineage_retries: int = 2
+    openlineage_port: int = 5055
+    openlineage_jars_dir: str = ""
+    # True when the OpenLineage client finds a configuration of its own (OPENLINEAGE_URL,
+    # OPENLINEAGE_CONFIG, OPENLINEAGE__TRANSPORT__*, an openlineage.yml): it then decides the
+    # transport; otherwise events go to JSON lines under ``openlineage_dir``.
+    openlineage_configured: bool = False
 
     @property
     def retention_interval(self) -> str:
@@ -97,6 +120,35 @@ def _default_mlflow_uri(home: str) -> str:
     return str(Path.home() / ".tracelake" / "mlruns")
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "on", "true", "yes"):
+        return True
+    if raw in ("0", "off", "false", "no"):
+        return False
+    raise ValueError(f"{name}={env.get(name)!r}: use on or off")
+
+
+def _default_openlineage_dir(home: str) -> str:
+    if is_local_uri(home):
+        return str(Path(_absolute_home(home)) / "openlineage")
+    # The outbox and the received-events store are SQLite files: they need a local disk.
+    return str(Path.home() / ".tracelake" / "openlineage")
+
+
+def _openlineage_configured(env: Mapping[str, str]) -> bool:
+    """Does the OpenLineage client have a configuration of its own (its lookup order)?"""
+    if env.get("OPENLINEAGE_URL") or env.get("OPENLINEAGE_CONFIG") or env.get("OPENLINEAGE__TRANSPORT__TYPE"):
+        return True
+    try:
+        cwd_file = Path.cwd() / "openlineage.yml"
+    except FileNotFoundError:  # the working directory was removed: it holds no openlineage.yml
+        cwd_file = None
+    return any(p is not None and p.is_file() for p in (cwd_file, Path.home() / ".openlineage" / "openlineage.yml"))
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Resolve settings from ``env`` (default ``os.environ``), then apply non-None overrides."""
     env = os.environ if env is None else env
@@ -113,5 +165,15 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         mlflow_ui_url=(env.get("TRACELAKE_MLFLOW_UI_URL") or "http://127.0.0.1:5000").rstrip("/"),
         flush_records=_int(env, "TRACELAKE_AUDIT_FLUSH_RECORDS", 100),
         flush_seconds=_int(env, "TRACELAKE_AUDIT_FLUSH_SECONDS", 300),
+        anchor_dir=env.get("TRACELAKE_ANCHOR_DIR") or None,
+        openlineage=_switch(env, "TRACELAKE_OPENLINEAGE", True)
+        and (env.get("OPENLINEAGE_DISABLED") or "").strip().lower() != "true",
+        openlineage_dir=env.get("TRACELAKE_OPENLINEAGE_DIR") or _default_openlineage_dir(home),
+        openlineage_namespace=env.get("TRACELAKE_OPENLINEAGE_NAMESPACE") or "tracelake",
+        openlineage_queue=_int(env, "TRACELAKE_OPENLINEAGE_QUEUE", 10000),
+        openlineage_retries=_int(env, "TRACELAKE_OPENLINEAGE_RETRIES", 2, minimum=0),
+        openlineage_port=_int(env, "TRACELAKE_OPENLINEAGE_PORT", 5055),
+        openlineage_jars_dir=env.get("TRACELAKE_OPENLINEAGE_JARS_DIR") or str(repo_root() / "jars" / "openlineage-lib"),
+        openlineage_configured=_openlineage_configured(env),
     )
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

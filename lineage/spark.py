@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
 from pydantic import Field
@@ -22,7 +22,7 @@ from tracelake.lineage.settings import Settings, load_settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SparkResource", "get_spark", "spark_conf", "delta_jars"]
+__all__ = ["SparkResource", "get_spark", "spark_conf", "delta_jars", "ensure_retention"]
 
 log = logging.getLogger("tracelake.spark")
 _lock = threading.Lock()
@@ -76,6 +76,24 @@ def spark_conf(settings: Settings, *, snapshot_partitions: int = 2, ui: bool = F
     return conf
 
 
+_RETENTION_KEYS = ("spark.databricks.delta.properties.defaults.logRetentionDuration",
+                   "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration")
+_retention_done: set[tuple[int, str]] = set()
+
+
+def ensure_retention(spark: "SparkSession", interval: str) -> "SparkSession":
+    """Make every table this session creates keep its history for the horizon, whoever built the
+    session (a notebook's, a cluster's): Delta's defaults would give new tables 30 days of log and
+    7 days of removed files. Session-level SQL settings, set once per session."""
+    key = (id(spark), interval)
+    if key not in _retention_done:
+        for conf in _RETENTION_KEYS:
+            if spark.conf.get(conf, None) != interval:
+                spark.conf.set(conf, interval)
+        _retention_done.add(key)
+    return spark
+
+
 def get_spark(settings: Settings | None = None, extra_conf: dict[str, str] | None = None) -> "SparkSession":
     """The process's Spark session, created on first use."""
     from pyspark.sql import SparkSession
@@ -103,6 +121,9 @@ class SparkResource(dg.ConfigurableResource):
     Unset fields fall back to the ``TRACELAKE_SPARK_*`` environment variables (see
     ``tracelake.lineage.settings``), so local and cluster runs differ only by configuration.
     """
+
+    # Recorded with each run (lineage/record/config_record.py); extra_conf may hold storage keys.
+    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = ("master", "driver_memory", "shuffle_partitions", "home", "ui")
 
     master: str | None = Field(default=None, description="Spark master URL; default TRACELAKE_SPARK_MASTER or local[*]")
     driver_memory: str | None = Field(default=None, description="default TRACELAKE_SPARK_DRIVER_MEMORY or 4g")

@@ -15,7 +15,7 @@ _EXPORTS = {
     "metrics.evaluation": ["LabelledPredictions", "evaluate_window"],
     "alerts.sla": ["MetricSLA", "ReadyBy", "VolumeVsWeekday"],
     "checks": ["ActionLimit", "AllowedValues", "Expression", "Finite", "InputFreshness", "NotNull", "NullRate", "Pattern",
-                     "Range", "RowCountVsHistory", "Schema", "Unique"],
+               "Range", "RowCount", "RowCountVsHistory", "Schema", "Unique"],
     "alerts.watch": ["BlockedPipelinePolicy", "MetricMonitor", "watch"],
     "drift.profiles": ["ProfileSpec", "profile_spark", "merge"],
     "drift.statistics": ["DriftThresholds", "DriftResult", "compare_profiles"],

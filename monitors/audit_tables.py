@@ -14,7 +14,9 @@ __all__ = ["ALERTS", "ANOMALIES", "SLA_EVALUATIONS", "PROFILE_SPECS", "MONITOR_A
 ALERTS = AuditTable("alerts", pa.schema([
     pa.field("event_id", pa.string(), nullable=False),
     pa.field("alert_id", pa.string()),
-    pa.field("event", pa.string()),        # breach | clear | opened | repeated | acknowledged | resolved | delivered | delivery_failed
+    # breach | clear | opened | repeated | acknowledged | resolved | channel_misconfigured, and the
+    # outbox's delivery_pending | delivered | delivery_failed | delivery_deferred | delivery_resend
+    pa.field("event", pa.string()),
     pa.field("policy", pa.string()),
     pa.field("component", pa.string()),
     pa.field("severity", pa.string()),
@@ -32,8 +34,10 @@ ALERTS = AuditTable("alerts", pa.schema([
     pa.field("error", pa.string()),
     pa.field("actor", pa.string()),
     pa.field("at", TS),
+    pa.field("delivery_of", pa.string()),  # outbox rows: the event_id of the paging event (opened/resolved) delivered
+    pa.field("next_attempt_at", TS),       # delivery_pending/_failed/_deferred: when it is (re)tried; null: given up
     *CHAIN_FIELDS,
-]), "alert lifecycle events: opened, repeated, acknowledged, resolved, deliveries")
+]), "alert lifecycle events: opened, repeated, acknowledged, resolved, deliveries (the outbox)")
 
 ANOMALIES = AuditTable("anomalies", pa.schema([
     pa.field("anomaly_id", pa.string(), nullable=False),

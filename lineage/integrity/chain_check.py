@@ -11,14 +11,15 @@ trimmed the journal) is the *same* record, never a gap or a duplicate: a crash i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import pyarrow as pa
 
+from tracelake.lineage.record.anchors import Anchor
 from tracelake.lineage.record.audit_store import AuditStore
 from tracelake.lineage.record.chain import chain_hash
 
-__all__ = ["ChainReport", "verify_chain"]
+__all__ = ["ChainReport", "chain_rows", "verify_chain"]
 
 
 @dataclass
@@ -33,7 +34,8 @@ class ChainReport:
         return not self.problems
 
 
-def _rows(store: AuditStore, table: str) -> list[dict[str, Any]]:
+def chain_rows(store: AuditStore, table: str) -> list[dict[str, Any]]:
+    """Every stored copy of every record of ``table``: the Delta rows and the journal's tail."""
     schema = store.schema_of(table)
     parts = [store.read_delta(table)]
     pending = [e.row for e in store.journal.pending(table)]
@@ -42,12 +44,13 @@ def _rows(store: AuditStore, table: str) -> list[dict[str, Any]]:
     return pa.concat_tables(parts).to_pylist() if len(parts) > 1 else parts[0].to_pylist()
 
 
-def verify_chain(store: AuditStore, table: str) -> ChainReport:
-    """Check every record of ``table`` (see the module docstring)."""
+def verify_chain(store: AuditStore, table: str, anchors: Sequence[Anchor] = ()) -> ChainReport:
+    """Check every record of ``table`` (see the module docstring), and that the newest anchored
+    head of each chain is still there with the same hash (``record.anchors``)."""
     report = ChainReport(table)
     key = store.schema_of(table).names[0]
     by_position: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in _rows(store, table):
+    for row in chain_rows(store, table):
         position = (row["journal_id"], row["chain_seq"])
         seen = by_position.get(position)
         if seen is None:
@@ -67,6 +70,16 @@ def verify_chain(store: AuditStore, table: str) -> ChainReport:
             report.problems.append(
                 f"{table}: newest record is position {chain[-1]['chain_seq']} but the journal head is {head[0]} "
                 "(records missing at the end)")
+    for anchor in anchors:
+        row = by_position.get((anchor.journal_id, anchor.chain_seq))
+        if row is None:
+            report.problems.append(
+                f"{table}: anchored position {anchor.chain_seq} of chain {anchor.journal_id[:8]} is gone "
+                f"(records deleted; {len(chains.get(anchor.journal_id, []))} remain in that chain)")
+        elif row["record_hash"] != anchor.record_hash:
+            report.problems.append(
+                f"{table}: record {row[key]} at anchored position {anchor.chain_seq} was rewritten after it was "
+                "anchored (its hash differs: the chain was recomputed)")
     seen_keys: dict[Any, int] = {}
     for row in by_position.values():
         seen_keys[row[key]] = seen_keys.get(row[key], 0) + 1

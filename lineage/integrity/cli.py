@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from tracelake.lineage.cli_support import CliError, add_json_flag, emit, format_table
-from tracelake.lineage.lakehouse import open_lakehouse
+from tracelake.lineage.cli_support import (CliError, add_json_flag, emit, float_in, format_table, lake_for, plural,
+                                          table_name)
 
 __all__ = ["register"]
 
 
 def _lake(args: argparse.Namespace):
-    return open_lakehouse(getattr(args, "home", None))
+    return lake_for(args)
 
 
 def _audit_status(args: argparse.Namespace) -> int:
@@ -37,7 +37,8 @@ def _audit_status(args: argparse.Namespace) -> int:
 
 def _audit_flush(args: argparse.Namespace) -> int:
     written = _lake(args).flush()
-    emit(args, written, "flushed: " + (", ".join(f"{k}={v}" for k, v in written.items()) or "nothing pending"))
+    emit(args, written, "flushed: " + (", ".join(f"{k} {plural(v, 'record')}" for k, v in written.items())
+                                       or "nothing pending"))
     return 0
 
 
@@ -46,25 +47,57 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     report = verify_lakehouse(_lake(args))
     payload = {"ok": report.ok, "records": report.checked_records, "runs": report.checked_runs,
-               "problems": report.problems}
-    human = (f"{'OK' if report.ok else 'PROBLEMS'}: {report.checked_records} audit records, "
-             f"{report.checked_runs} succeeded runs checked against their tables")
+               "tables": report.tables, "problems": report.problems}
+    human = (f"{'OK' if report.ok else 'PROBLEMS'}: {plural(report.checked_records, 'audit record')} in "
+             f"{plural(len(report.tables), 'chained table')} ({', '.join(f'{t} {n}' for t, n in report.tables.items())}), "
+             f"{plural(report.checked_runs, 'succeeded run')} checked against their tables")
+    if report.external_runs:
+        human += (f", {plural(report.external_runs, 'external run')} (received over OpenLineage) "
+                  "checked against theirs")
+        payload["external_runs"], payload["notes"] = report.external_runs, report.notes
+    human += "".join(f"\n  note: {n}" for n in report.notes)
     if report.problems:
         human += "\n" + "\n".join(f"  - {p}" for p in report.problems)
     emit(args, payload, human)
     return 0 if report.ok else 1
 
 
+def _dagster_runs():
+    """The Dagster instance of $DAGSTER_HOME, when there is one, so dead runs are failed there too."""
+    import os
+
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    from tracelake.lineage.record.dagster_runs import DagsterRuns
+
+    return DagsterRuns(dg.DagsterInstance.get())
+
+
 def _audit_reconcile(args: argparse.Namespace) -> int:
-    from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
+    from tracelake.lineage.record.reconcile import reconcile_dagster, reconcile_mlflow, reconcile_open_runs
 
     lake = _lake(args)
-    results = reconcile_open_runs(lake, min_age_s=args.min_age)
+    dagster_runs = _dagster_runs()
+    results = reconcile_open_runs(lake, min_age_s=args.min_age,
+                                  dagster_run_in_progress=dagster_runs.in_progress if dagster_runs else None,
+                                  on_abandoned=dagster_runs.mark_failed if dagster_runs else None)
+    if dagster_runs:
+        results += reconcile_dagster(lake, dagster_runs)
     if not args.skip_mlflow:
         results += reconcile_mlflow(lake)
     rows = [r.__dict__ for r in results]
     emit(args, rows, format_table(rows, ["run_id", "component", "action", "detail"], {"detail": 80}) if rows
          else "nothing to reconcile")
+    return 0
+
+
+def _audit_anchor(args: argparse.Namespace) -> int:
+    from tracelake.lineage.integrity.anchoring import anchor_current_heads
+
+    done = anchor_current_heads(_lake(args))
+    emit(args, done, "anchored the current heads: " + (", ".join(f"{t} ({n})" for t, n in done.items()) or "none"))
     return 0
 
 
@@ -106,19 +139,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("flush", _audit_flush, "write journaled records to the Delta audit tables now"),
         ("verify", _audit_verify, "check the hash chain and every recorded output version"),
         ("compact", _audit_compact, "compact and checkpoint the audit tables"),
+        ("anchor", _audit_anchor, "anchor the current chain heads (after restoring or moving a lakehouse)"),
     ]:
         q = audit_sub.add_parser(name, help=help_text)
         add_json_flag(q)
         q.set_defaults(func=func)
     rec = audit_sub.add_parser("reconcile", help="record dead runs as abandoned; finish orphaned MLflow runs")
-    rec.add_argument("--min-age", type=float, default=0.0, help="only runs open at least this many seconds")
+    rec.add_argument("--min-age", type=float_in(0, 10 * 365 * 86400, "seconds"), default=0.0,
+                     help="only runs open at least this many seconds")
     rec.add_argument("--skip-mlflow", action="store_true", help="do not touch MLflow")
     add_json_flag(rec)
     rec.set_defaults(func=_audit_reconcile)
 
     p = sub.add_parser("vacuum", help="VACUUM through the retention guard (dry run unless --run)")
-    p.add_argument("--table")
-    p.add_argument("--retain-days", type=float, help="default: the retention setting; shorter is refused")
+    p.add_argument("--table", type=table_name, help="one table (a data table, or an audit table by its name)")
+    p.add_argument("--retain-days", type=float_in(0, 36500, "days"),
+                   help="default: the retention setting; shorter is refused")
     p.add_argument("--run", action="store_true", help="really delete the files")
     add_json_flag(p)
     p.set_defaults(func=_vacuum)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.audit_tables import RETENTION_CHECKS
@@ -108,60 +109,78 @@ class RetentionResult:
         return not self.problems
 
 
+def _check_table(res: RetentionResult, index: AuditIndex, horizon: float) -> None:
+    """One table's retention proof, filled into ``res``."""
+    path, kind = res.path, res.kind
+    config = DeltaTable(path).metadata().configuration
+    res.latest_version = delta_meta.latest_version(path)
+    res.log_retention = config.get("delta.logRetentionDuration")
+    res.file_retention = config.get("delta.deletedFileRetentionDuration")
+    for what, key in (("log", "delta.logRetentionDuration"), ("removed-file", "delta.deletedFileRetentionDuration")):
+        days = interval_days(config.get(key))
+        if days is None or days < horizon:
+            res.problems.append(f"{what} retention is {config.get(key) or 'the Delta default'}, "
+                                f"below the {horizon:g}-day horizon")
+    oldest = delta_meta.oldest_readable_version(path)
+    res.oldest_version = oldest
+    rec, quarantine, expected = None, False, None
+    if kind == "data":
+        commit = delta_meta.read_commit(path, oldest)
+        res.run_id = commit.user_metadata.get("tracelake_run_id")
+        quarantine = bool(commit.user_metadata.get("quarantine"))
+        if res.run_id and index.has(res.run_id):
+            rec = index.record(res.run_id)
+            if quarantine:
+                # The run's quarantine commit: only its row count was recorded.
+                expected = rec.get("quarantined_rows")
+                rec = None
+            elif rec.get("output_version") != oldest:
+                rec = None
+        elif res.run_id and not res.run_id.startswith("plain-"):
+            res.problems.append(f"v{oldest} was written by run {res.run_id}, which has no audit record")
+        if rec is not None:
+            # File digest first: it needs only the log and the bytes, so it still speaks when
+            # a tampered file no longer even parses.
+            if rec.get("content_digest") and delta_meta.files_digest(path, commit) != rec["content_digest"]:
+                res.problems.append(f"v{oldest} files differ from the digest recorded at write time")
+            schema_hash, _ = delta_meta.schema_fingerprint(delta_meta.schema_at(path, oldest))
+            if rec.get("output_schema_hash") and schema_hash != rec["output_schema_hash"]:
+                res.problems.append(f"v{oldest} schema hash differs from the one recorded at write time")
+    try:
+        table_at = DeltaTable(path, version=oldest)
+        # A table written outside Tracelake (an external run received over OpenLineage) has no run-id column.
+        own = kind == "data" and RUN_ID_COLUMN in {f.name for f in table_at.schema().fields}
+        data = table_at.to_pyarrow_table(columns=[RUN_ID_COLUMN] if own else None)
+    except (OSError, DeltaError) as exc:  # unreadable old history is exactly what this job reports
+        res.problems.append(f"oldest version v{oldest} is unreadable: {str(exc).splitlines()[0][:200]}")
+        return
+    if kind == "data" and quarantine and res.run_id and index.has(res.run_id) and expected is not None:
+        rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
+        if rows != expected:
+            res.problems.append(f"v{oldest} holds {rows} quarantined rows of run {res.run_id}; the audit recorded {expected}")
+    if rec is not None and rec.get("output_rows") is not None:
+        rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
+        if rows != rec["output_rows"]:
+            res.problems.append(f"v{oldest} holds {rows} rows of run {res.run_id}; the audit recorded {rec['output_rows']}")
+
+
 def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionResult]:
-    """Read the oldest retained version of every table and compare it with the audit record."""
+    """Read the oldest retained version of every table and compare it with the audit record.
+
+    A version that can no longer be read (a vacuumed file, a missing log entry) is exactly what
+    this job exists to find: it becomes a problem on that table's result, is recorded, and the
+    remaining tables are still checked - never a crash.
+    """
     index = AuditIndex(lake)
     horizon = float(lake.settings.retention_days)
     results = []
     for name, (path, kind) in sorted(_all_tables(lake).items()):
-        config = DeltaTable(path).metadata().configuration
-        res = RetentionResult(name, path, kind, None, delta_meta.latest_version(path),
-                              log_retention=config.get("delta.logRetentionDuration"),
-                              file_retention=config.get("delta.deletedFileRetentionDuration"))
-        for what, key in (("log", "delta.logRetentionDuration"), ("removed-file", "delta.deletedFileRetentionDuration")):
-            days = interval_days(config.get(key))
-            if days is None or days < horizon:
-                res.problems.append(f"{what} retention is {config.get(key) or 'the Delta default'}, "
-                                    f"below the {horizon:g}-day horizon")
-        oldest = delta_meta.oldest_readable_version(path)
-        res.oldest_version = oldest
-        rec, quarantine, expected = None, False, None
-        if kind == "data":
-            commit = delta_meta.read_commit(path, oldest)
-            res.run_id = commit.user_metadata.get("tracelake_run_id")
-            quarantine = bool(commit.user_metadata.get("quarantine"))
-            if res.run_id and index.has(res.run_id):
-                rec = index.record(res.run_id)
-                if quarantine:
-                    # The run's quarantine commit: only its row count was recorded.
-                    expected = rec.get("quarantined_rows")
-                    rec = None
-                elif rec.get("output_version") != oldest:
-                    rec = None
-            elif res.run_id and not res.run_id.startswith("plain-"):
-                res.problems.append(f"v{oldest} was written by run {res.run_id}, which has no audit record")
-            if rec is not None:
-                # File digest first: it needs only the log and the bytes, so it still speaks when
-                # a tampered file no longer even parses.
-                if rec.get("content_digest") and delta_meta.files_digest(path, commit) != rec["content_digest"]:
-                    res.problems.append(f"v{oldest} files differ from the digest recorded at write time")
-                schema_hash, _ = delta_meta.schema_fingerprint(delta_meta.schema_at(path, oldest))
-                if rec.get("output_schema_hash") and schema_hash != rec["output_schema_hash"]:
-                    res.problems.append(f"v{oldest} schema hash differs from the one recorded at write time")
+        res = RetentionResult(name, path, kind, None, None)
         try:
-            data = DeltaTable(path, version=oldest).to_pyarrow_table(columns=[RUN_ID_COLUMN] if kind == "data" else None)
-        except Exception as exc:  # any failure to read old history is exactly what we report
-            res.problems.append(f"oldest version v{oldest} is unreadable: {str(exc).splitlines()[0][:200]}")
-            results.append(res)
-            continue
-        if kind == "data" and quarantine and res.run_id and index.has(res.run_id) and expected is not None:
-            rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
-            if rows != expected:
-                res.problems.append(f"v{oldest} holds {rows} quarantined rows of run {res.run_id}; the audit recorded {expected}")
-        if rec is not None and rec.get("output_rows") is not None:
-            rows = int(pc.sum(pc.equal(data.column(RUN_ID_COLUMN), res.run_id)).as_py() or 0)
-            if rows != rec["output_rows"]:
-                res.problems.append(f"v{oldest} holds {rows} rows of run {res.run_id}; the audit recorded {rec['output_rows']}")
+            _check_table(res, index, horizon)
+        except (OSError, DeltaError, ValueError, KeyError) as exc:
+            res.problems.append(f"history of v{res.oldest_version if res.oldest_version is not None else '?'} "
+                                f"cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         results.append(res)
     if record:
         now = datetime.now(timezone.utc)

@@ -8,9 +8,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.compute as pc
+from deltalake import DeltaTable
 
 from tracelake.lineage.integrity.chain_check import verify_chain
+from tracelake.lineage.integrity.commit_check import commit_problems, digest_problems
+from tracelake.lineage.query.sql import data_tables
+from tracelake.lineage.record.anchors import anchor_store
 from tracelake.lineage.lakehouse import Lakehouse
+from tracelake.lineage.layout import RUN_ID_COLUMN
 from tracelake.lineage.record import delta_meta
 
 __all__ = ["verify_lakehouse", "VerifyReport"]
@@ -22,16 +30,26 @@ class VerifyReport:
     checked_records: int = 0
     tables: dict[str, int] = field(default_factory=dict)   # chained table -> records verified
     problems: list[str] = field(default_factory=list)
+    external_runs: int = 0                                  # runs received over OpenLineage
+    notes: list[str] = field(default_factory=list)          # facts worth saying that are not problems
+    checked_versions: int = 0                               # data versions re-hashed against their digest
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify_lakehouse(lake: Lakehouse) -> VerifyReport:
+def verify_lakehouse(lake: Lakehouse, *, deep: bool = True) -> VerifyReport:
+    """Everything the record claims, checked against everything it can be checked against.
+
+    ``deep`` also re-hashes the data files of every recorded version (the costliest part)."""
     report = VerifyReport()
-    for table in lake.store.tables():
-        chain = verify_chain(lake.store, table)
+    heads, forged = anchor_store(lake.settings.home, lake.settings.anchor_dir).heads()
+    if forged:
+        report.problems.append(f"{forged} anchor line(s) fail their signature: the anchor file was edited")
+    for table in sorted(set(lake.store.tables()) | {t for t, _ in heads}):
+        anchored = [a for (t, _), a in heads.items() if t == table]
+        chain = verify_chain(lake.store, table, anchored)
         report.tables[table] = chain.records
         report.checked_records += chain.records
         report.problems += chain.problems
@@ -39,6 +57,9 @@ def verify_lakehouse(lake: Lakehouse) -> VerifyReport:
     claimed: dict[tuple[str, int], str] = {}
     for rec in runs.to_dict("records"):
         if rec["status"] != "succeeded":
+            continue
+        if _is_external(rec):
+            _verify_external(lake, rec, report, claimed)
             continue
         report.checked_runs += 1
         path = lake.layout.resolve(rec.get("output_table"), rec.get("output_path"))
@@ -56,7 +77,74 @@ def verify_lakehouse(lake: Lakehouse) -> VerifyReport:
         if named != rec["run_id"]:
             report.problems.append(
                 f"run {rec['run_id']}: {rec['output_table']}@v{version} was committed by {named!r}, not by this run")
+        elif commit.rows_added is not None and rec.get("output_rows") is not None and commit.rows_added != rec["output_rows"]:
+            report.problems.append(f"run {rec['run_id']}: {rec['output_table']}@v{version} added {commit.rows_added} "
+                                   f"rows; the record says {rec['output_rows']}")
         other = claimed.setdefault((path, version), rec["run_id"])
         if other != rec["run_id"]:
             report.problems.append(f"runs {other} and {rec['run_id']} both claim {rec['output_table']}@v{version}")
+    ours = runs[~runs["component"].astype(str).str.startswith("external:")] if not runs.empty else runs
+    report.problems += _failed_rows_still_visible(lake, ours)
+    open_ids = {r.run_id for r in lake.journal.open_runs()}
+    problems, notes = commit_problems(lake, runs, data_tables(lake), open_ids)
+    report.problems += problems
+    report.notes += notes
+    if deep:
+        problems, report.checked_versions = digest_problems(lake, runs)
+        report.problems += problems
     return report
+
+
+def _is_external(rec: dict[str, Any]) -> bool:
+    return (rec.get("tags") or {}).get("tracelake.external") == "true"
+
+
+def _verify_external(lake: Lakehouse, rec: dict[str, Any], report: VerifyReport,
+                     claimed: dict[tuple[str, int], str]) -> None:
+    """A run received over OpenLineage (``lineage.openlineage.external``): its commit names no
+    Tracelake run, so it is checked the other way round - the version it records is in the log,
+    no Tracelake run made that commit, and no other run claims it. A run recorded without an
+    output version (its commit was ambiguous or never landed) is a note: its record already says
+    it is unverified."""
+    report.external_runs += 1
+    path = lake.layout.resolve(rec.get("output_table"), rec.get("output_path"))
+    version = rec.get("output_version")
+    if path is None or version is None or version != version:
+        why = (rec.get("tags") or {}).get("tracelake.external.output", "no output version")
+        report.notes.append(f"external run {rec['run_id']} ({rec['component']}): {rec.get('output_table')} - {why}")
+        return
+    version = int(version)
+    try:
+        commit = delta_meta.read_commit(path, version)
+    except FileNotFoundError:
+        report.problems.append(f"external run {rec['run_id']}: {rec['output_table']}@v{version} is not in the table's log")
+        return
+    named = commit.user_metadata.get("tracelake_run_id")
+    if named:
+        report.problems.append(f"external run {rec['run_id']}: {rec['output_table']}@v{version} was committed by "
+                               f"Tracelake run {named!r}, not by the external job")
+    other = claimed.setdefault((path, version), rec["run_id"])
+    if other != rec["run_id"]:
+        report.problems.append(f"runs {other} and {rec['run_id']} both claim {rec['output_table']}@v{version}")
+
+
+def _failed_rows_still_visible(lake: Lakehouse, runs: Any) -> list[str]:
+    """Rows a failed or abandoned run committed must not be in the newest table version (they are
+    rolled back); rows of such a run still there are data no succeeded run produced."""
+    if runs.empty:
+        return []
+    landed = runs[runs["status"].isin(["failed", "abandoned"]) & runs["output_version"].notna()]
+    problems = []
+    for table, group in landed.groupby("output_table"):
+        path = lake.layout.table(str(table))
+        if not delta_meta.table_exists(path):
+            continue
+        data = DeltaTable(path).to_pyarrow_table(columns=[RUN_ID_COLUMN]).column(RUN_ID_COLUMN)
+        counts = pc.value_counts(data).to_pylist()
+        visible = {c["values"]: c["counts"] for c in counts}
+        for rec in group.to_dict("records"):
+            if visible.get(rec["run_id"]):
+                problems.append(f"{table}: {visible[rec['run_id']]} rows of {rec['status']} run {rec['run_id']} "
+                                f"({rec['component']} {rec.get('partition_key') or ''}) are still visible; roll them back "
+                                "with `tracelake audit reconcile` or re-run that partition")
+    return problems

@@ -51,6 +51,18 @@ def parse_lineage_keys(raw: str | None) -> dict[str, list[KeyPair]]:
     return out
 
 
+_NOBODY = ""  # the writer of a partition emptied by a rollback
+
+
+def _undo(parts: dict[Any, list[tuple[int, str]]], overwrites: list[tuple[int, str]], write: Any, at: int) -> None:
+    """A rolled-back write: from version ``at`` on, whoever was live before it is live again."""
+    entries = overwrites if write.mode == "overwrite" else parts.get(write.partition) if write.mode != "append" else None
+    if entries is None:
+        return  # appends: undone by the rolled_back map
+    before = _last_before([e for e in entries if e[1] != write.run_id], int(write.version) - 1)
+    bisect.insort(entries, (at, before[1] if before else _NOBODY))
+
+
 def _last_before(entries: list[tuple[int, str]], version: int) -> tuple[int, str] | None:
     """The newest (version, run) at or before ``version`` in a version-sorted list."""
     i = bisect.bisect_right(entries, (version, "\uffff"))
@@ -97,6 +109,7 @@ class AuditIndex:
         self._records: dict[str, dict[str, Any]] = {}
         self._writes = self._build_writes(table)
         self._per_table: dict[str, dict[str, Any]] = {}
+        self._path_tables: dict[str, str] | None = None
 
     @staticmethod
     def _load(lake: Lakehouse) -> pa.Table:
@@ -104,7 +117,11 @@ class AuditIndex:
         # A record both flushed and still in the journal's tail appears twice: keep one.
         ids = data.column("run_id").to_pylist()
         seen: set[str] = set()
-        keep = [i for i, rid in enumerate(ids) if not (rid in seen or seen.add(rid))]
+        keep = []
+        for i, rid in enumerate(ids):
+            if rid not in seen:
+                seen.add(rid)
+                keep.append(i)
         if len(keep) != len(ids):
             data = data.take(pa.array(keep))
         open_rows = [r.row for r in lake.journal.open_runs() if r.run_id not in seen]
@@ -129,7 +146,7 @@ class AuditIndex:
     def _build_writes(table: pa.Table) -> pd.DataFrame:
         """One row per (run, partition) that put rows into a table: the commits that landed."""
         landed = table.filter(pc.is_valid(table.column("output_version")))
-        base = landed.select(["run_id", "output_table", "output_version", "write_mode"]).to_pandas()
+        base = landed.select(["run_id", "output_table", "output_version", "write_mode", "rolled_back_version"]).to_pandas()
         parts = landed.column("output_partitions").to_pylist()
         base["partition"] = [p if p else [None] for p in parts]
         frame = base.explode("partition").rename(columns={"output_table": "table", "output_version": "version",
@@ -188,13 +205,27 @@ class AuditIndex:
                     appends.append((row.version, row.run_id))
                 else:
                     parts.setdefault(row.partition, []).append((row.version, row.run_id))
-            cached = {"parts": parts, "appends": appends, "overwrites": overwrites,
-                      "by_version": {v: r for v, r in zip(w["version"], w["run_id"])}}
+            rolled_back = {r.run_id: int(r.rolled_back_version) for r in w.itertuples(index=False)
+                           if r.rolled_back_version is not None and r.rolled_back_version == r.rolled_back_version}
+            for row in w.itertuples(index=False):
+                if row.run_id in rolled_back:
+                    _undo(parts, overwrites, row, rolled_back[row.run_id])
+            cached = {"parts": parts, "appends": appends, "overwrites": overwrites, "rolled_back": rolled_back,
+                      "by_version": {v: r for v, r in zip(w["version"], w["run_id"], strict=True)}}
             self._per_table[table] = cached
         return cached
 
     def writer_of_version(self, table: str, version: int) -> str | None:
         return self._table_writes(table)["by_version"].get(version)
+
+    def writer_at(self, path: str, version: int) -> str | None:
+        """The recorded run that committed ``version`` of the table at ``path`` (the slice reader
+        attributes rows of tables written outside Tracelake - no ``_tl_run_id`` - this way)."""
+        if self._path_tables is None:
+            self._path_tables = {p: t for p, t in zip(self.runs["output_path"], self.runs["output_table"], strict=True)
+                                 if p and t}
+        table = self._path_tables.get(path)
+        return None if table is None else self.writer_of_version(table, version)
 
     def live_writers(self, table: str, version: int, partitions: Iterable[str] | None = None) -> list[str]:
         """Runs whose rows are in ``table`` at ``version`` (for those partitions), per the records.
@@ -205,7 +236,8 @@ class AuditIndex:
         tw = self._table_writes(table)
         cut = _last_before(tw["overwrites"], version)
         floor = cut[0] if cut else -1
-        live = {run for v, run in tw["appends"] if floor < v <= version}
+        undone = tw["rolled_back"]
+        live = {run for v, run in tw["appends"] if floor < v <= version and not undone.get(run, version + 1) <= version}
         if cut:
             live.add(cut[1])
         keys = tw["parts"].keys() if partitions is None else [p for p in partitions if p in tw["parts"]]
@@ -213,7 +245,7 @@ class AuditIndex:
             hit = _last_before(tw["parts"][part], version)
             if hit and hit[0] > floor:
                 live.add(hit[1])
-        return sorted(live)
+        return sorted(live - {_NOBODY})
 
     def rows_live_at(self, run_id: str, version: int) -> bool:
         """Are the rows ``run_id`` wrote still in its table at ``version``?"""
@@ -223,6 +255,8 @@ class AuditIndex:
             return False
         own = int(own)
         tw = self._table_writes(r.output_table)
+        if tw["rolled_back"].get(run_id, version + 1) <= version:
+            return False
         if any(own < v <= version for v, _ in tw["overwrites"]):
             return False
         if r.write_mode != "partition":
@@ -258,6 +292,7 @@ class AuditIndex:
             return []
         idx = self._reader_rows(table, partitions)
         runs, versions = self._in_run, self._in_version
+        assert runs is not None and versions is not None  # set whenever inputs exist
         return [(runs[i], int(versions[i])) for i in sorted(idx) if versions[i] >= min_version]
 
     def readers_of(self, table: str, min_version: int = 0, partitions: Iterable[str] | None = None) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from tracelake.lineage.cli_support import plural
 from tracelake.lineage.query.trace import TraceEdge, TraceNode, TraceResult
 
 __all__ = ["trace_tree", "trace_mermaid", "trace_dot"]
@@ -18,7 +19,7 @@ def _describe(node: TraceNode) -> str:
     if node.table is not None and node.version is not None:
         text += f"  -> {node.table}@v{node.version}"
     if node.rows is not None:
-        text += f"  [{node.rows} rows]"
+        text += f"  [{plural(node.rows, 'row')}]"
     for check in node.checks:
         text += f"  !{check['severity'].upper()} {check['check']} (observed {check['observed']}, threshold {check['threshold']})"
     return text
@@ -26,7 +27,7 @@ def _describe(node: TraceNode) -> str:
 
 def _edge_label(edge: TraceEdge) -> str:
     if edge.via == "rows":
-        return f"{edge.input} ({edge.rows} rows by key)"
+        return f"{edge.input} ({plural(edge.rows or 0, 'row')} by key)"
     if edge.via == "run":
         return f"{edge.input} (run level)"
     return edge.input if edge.via == "model" else "registered by"
@@ -35,7 +36,7 @@ def _edge_label(edge: TraceEdge) -> str:
 def trace_tree(result: TraceResult, max_siblings: int | None = 3) -> str:
     """Indented tree from the slice to the sources. Runs of one component reached through the
     same input are collapsed after ``max_siblings`` (None: show all)."""
-    lines = [f"{result.table}@v{result.version} where {result.predicate}: {result.rows} rows"]
+    lines = [f"{result.table}@v{result.version} where {result.predicate}: {plural(result.rows or 0, 'row')}"]
     if not result.roots:
         lines.append("  (no rows match; nothing to trace)")
         return "\n".join(lines)
@@ -65,7 +66,8 @@ def trace_tree(result: TraceResult, max_siblings: int | None = 3) -> str:
                 parts = sorted(p for p in (result.nodes[e.parent].partition_key for e in rest) if p)
                 span = f" ({parts[0]} .. {parts[-1]})" if parts else ""
                 rows = sum(result.nodes[e.parent].rows or 0 for e in rest)
-                shown.append(f"… {len(rest)} more {component} runs{span}, {rows} rows - see --full or --json")
+                shown.append(f"… {len(rest)} more {component} {'run' if len(rest) == 1 else 'runs'}{span}, "
+                             f"{plural(rows, 'row')} - see --full or --json")
             else:
                 shown += group
         for i, item in enumerate(shown):
@@ -93,7 +95,7 @@ def _short_label(node: TraceNode) -> str:
         return node.label
     parts = [node.component or "", node.partition_key or "", f"run {node.id[-8:]}"]
     if node.rows is not None:
-        parts.append(f"{node.rows} rows")
+        parts.append(plural(node.rows, "row"))
     if node.checks:
         parts.append("failed: " + ", ".join(c["check"] for c in node.checks))
     return "\\n".join(p for p in parts if p)

@@ -12,6 +12,7 @@ import pandas as pd
 from tracelake.lineage.record.audit_tables import CHECK_RESULTS
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.record.runid import run_id_time
+from tracelake.lineage.openlineage.ids import find_by_openlineage_id, is_uuid
 
 __all__ = ["list_runs", "get_run", "RunNotFound", "parse_when"]
 
@@ -57,12 +58,19 @@ def list_runs(lake: Lakehouse, *, component: str | None = None, status: str | No
 
 
 def get_run(lake: Lakehouse, run_id: str) -> dict[str, Any]:
-    """Everything recorded about one run, plus its check results."""
+    """Everything recorded about one run, plus its check results. ``run_id`` may also be the
+    run's OpenLineage run id (a UUID, as a lineage backend shows it)."""
+    frame = lake.store.component_runs(include_open=True)
+    if is_uuid(run_id):
+        recorded = frame["openlineage_run_id"] if "openlineage_run_id" in frame else [None] * len(frame)
+        found = find_by_openlineage_id(zip(frame["run_id"], recorded, strict=True), run_id) if len(frame) else None
+        if found is None:
+            raise RunNotFound(f"no component run has OpenLineage run id {run_id} in {lake.settings.home}")
+        run_id = found
     try:
         run_id_time(run_id)
     except ValueError as exc:
         raise RunNotFound(str(exc)) from None
-    frame = lake.store.component_runs(include_open=True)
     hit = frame[frame["run_id"] == run_id] if not frame.empty else frame
     if hit.empty:
         raise RunNotFound(f"no component run {run_id} in {lake.settings.home}; list runs with `tracelake runs`")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -70,11 +71,18 @@ def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
 
 
 class SliceReader:
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, writers: Callable[[str, int], str | None] | None = None):
         self.layout = layout
+        # (table path, commit version) -> the recorded run that made that commit; lets rows of
+        # tables written outside Tracelake (no _tl_run_id column) be attributed (_by_writer).
+        self._writers = writers
+        self._added_in: dict[str, dict[str, int]] = {}
+        self._scanned: dict[str, int] = {}
         self._tables: dict[tuple[str, int], DeltaTable] = {}
         self._datasets: dict[tuple[str, int], ds.Dataset] = {}
-        self._files: dict[tuple[str, int], dict[str | None, list[str]]] = {}
+        self._files: dict[tuple[str, int], dict[str | None, list[str]] | None] = {}
+        self._stats_cache: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+        self._schemas: dict[tuple[str, int], pa.Schema] = {}
 
     def table_at(self, table: str, as_of: int | datetime | None = None) -> TableAt:
         """The table at a version, or at the newest version committed at or before a time.
@@ -138,8 +146,8 @@ class SliceReader:
         return keep
 
     def _stats(self, path: str, version: int) -> dict[str, dict[str, Any]]:
-        key = (path, version, "stats")
-        if key not in self._files:
+        key = (path, version)
+        if key not in self._stats_cache:
             from tracelake.lineage.record.delta_meta import pinned_files
 
             pinned = pinned_files(path, version)
@@ -150,14 +158,14 @@ class SliceReader:
                     if name.startswith(("min.", "max.")) and pa.types.is_string(actions.schema.field(name).type) or \
                             name.startswith(("min.", "max.")) and pa.types.is_large_string(actions.schema.field(name).type):
                         out[name] = dict(zip(pinned.files, actions.column(name).to_pylist()))
-            self._files[key] = out
-        return self._files[key]
+            self._stats_cache[key] = out
+        return self._stats_cache[key]
 
     def _schema(self, path: str, version: int) -> pa.Schema:
-        key = (path, version, "schema")
-        if key not in self._files:
-            self._files[key] = pa.schema(self._dt(path, version).schema().to_arrow())
-        return self._files[key]
+        key = (path, version)
+        if key not in self._schemas:
+            self._schemas[key] = pa.schema(self._dt(path, version).schema().to_arrow())
+        return self._schemas[key]
 
     def _partition_files(self, path: str, version: int) -> dict[str | None, list[str]] | None:
         """partition value -> data files, for plain partitioned local tables (else None)."""
@@ -183,21 +191,38 @@ class SliceReader:
         sql = f'SELECT {", ".join(_quote(c) for c in cols)} FROM t WHERE {predicate}'
         try:
             reader = QueryBuilder().register("t", dt).execute(sql)
-        except Exception as exc:  # DataFusion parse/plan errors: the user's predicate is wrong
+            data = pa.table(reader.read_all())
+        except Exception as exc:  # classified: a missing file is not a wrong predicate
+            if _unreadable(exc):
+                raise _gone(at.table, at.version, exc) from exc
             raise SliceError(f"cannot evaluate --where {predicate!r} on {at.table}: {str(exc).splitlines()[0][:200]}") from None
-        return _plain_strings(pa.table(reader.read_all()))
+        if available is not None and RUN_ID_COLUMN not in available and self._writers is not None:
+            data = self._with_single_writer(at, data)
+        return _plain_strings(data)
 
     def rows(self, path: str, version: int, columns: Iterable[str], *, partitions: Sequence[str] | None = None,
              run_ids: Iterable[str] | None = None, key_columns: Sequence[str] | None = None,
              key_values: pa.Array | None = None) -> pa.Table:
         """Rows of a table version, filtered by partitions, writer runs and/or composite key values."""
+        try:
+            return self._rows(path, version, columns, partitions, run_ids, key_columns, key_values)
+        except (OSError, pa.ArrowException) as exc:
+            if _unreadable(exc):
+                raise _gone(path.rstrip("/").rsplit("/", 1)[-1], version, exc) from exc
+            raise
+
+    def _rows(self, path: str, version: int, columns: Iterable[str], partitions: Sequence[str] | None,
+              run_ids: Iterable[str] | None, key_columns: Sequence[str] | None,
+              key_values: pa.Array | None) -> pa.Table:
         key = (path, version)
         table_schema = self._schema(path, version)
         names = set(table_schema.names)
         cols = [c for c in dict.fromkeys([RUN_ID_COLUMN, *columns, *(key_columns or [])]) if c in names]
         run_filter = ds.field(RUN_ID_COLUMN).isin(list(run_ids)) if run_ids is not None else None
         files = self._partition_files(path, version) if partitions is not None else None
-        if files is not None and PARTITION_COLUMN not in cols:
+        if RUN_ID_COLUMN not in names and self._writers is not None:
+            data = self._by_writer(path, version, table_schema, cols, run_ids)
+        elif files is not None and partitions is not None and PARTITION_COLUMN not in cols:
             # Open only the files of the wanted partitions: filtering a dataset of tens of
             # thousands of fragments by partition costs far more than reading a few files.
             chosen = [f for p in partitions for f in files.get(p, [])]
@@ -223,6 +248,75 @@ class SliceReader:
             if key_values is not None:
                 data = data.filter(pc.is_in(key_strings(data, key_columns), value_set=key_values))
         return data
+
+
+    # -- tables written outside Tracelake (external runs: no _tl_run_id column) ----------------------
+    def _file_writers(self, path: str, version: int) -> dict[str, str]:
+        """Data file of ``version`` -> the run that wrote it: the recorded writer of the commit that
+        added the file. Files no recorded run added read as ``unrecorded:<table>@v<N>``."""
+        from tracelake.lineage.record import delta_meta
+        from tracelake.lineage.settings import to_local_path
+
+        pinned = delta_meta.pinned_files(path, version)
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if pinned is None:
+            raise SliceError(f"{name}@v{version} has no {RUN_ID_COLUMN} column and is not a plain local Delta table, "
+                             "so its rows cannot be attributed to the runs that wrote them")
+        added = self._added_in.setdefault(path, {})
+        for v in range(self._scanned.get(path, -1) + 1, version + 1):
+            try:
+                commit = delta_meta.read_commit(path, v)
+            except delta_meta.CommitMissing:  # log cleaned up before a checkpoint: those files stay unattributed
+                continue
+            for add in commit.adds:
+                added[unquote(add["path"])] = v
+        self._scanned[path] = max(self._scanned.get(path, -1), version)
+        root = str(to_local_path(path)).rstrip("/") + "/"
+        out = {}
+        for file in pinned.files:
+            v = added.get(file[len(root):])
+            out[file] = (self._writers(path, v) if v is not None and self._writers else None) or \
+                f"unrecorded:{name}@v{v if v is not None else '?'}"
+        return out
+
+    def _by_writer(self, path: str, version: int, table_schema: pa.Schema, cols: list[str],
+                   run_ids: Iterable[str] | None) -> pa.Table:
+        """Rows of a table without ``_tl_run_id``, each with the run that wrote its file added as
+        that column (``run_ids``: only those runs' files are read)."""
+        wanted = set(run_ids) if run_ids is not None else None
+        groups: dict[str, list[str]] = {}
+        for file, run in self._file_writers(path, version).items():
+            if wanted is None or run in wanted:
+                groups.setdefault(run, []).append(file)
+        schema = pa.schema([table_schema.field(c) for c in cols])
+        parts = []
+        for run, files in sorted(groups.items()):
+            part = ds.dataset(files, schema=schema, format="parquet").to_table(columns=cols)
+            parts.append(part.append_column(RUN_ID_COLUMN, pa.array([run] * part.num_rows, pa.string())))
+        return pa.concat_tables(parts) if parts else schema.append(pa.field(RUN_ID_COLUMN, pa.string())).empty_table()
+
+    def _with_single_writer(self, at: TableAt, data: pa.Table) -> pa.Table:
+        """A slice of a table without ``_tl_run_id``: its writer, when one run wrote all its rows."""
+        writers = set(self._file_writers(at.path, at.version).values())
+        if len(writers) > 1:
+            raise SliceError(f"{at.table}@v{at.version} has no {RUN_ID_COLUMN} column and its rows come from "
+                             f"{len(writers)} runs, so a slice of it cannot be split between them; trace a table "
+                             "that reads it, or a version one run wrote")
+        run = next(iter(writers), f"unrecorded:{at.table}@v{at.version}")
+        return data.append_column(RUN_ID_COLUMN, pa.array([run] * data.num_rows, pa.string()))
+
+
+_MISSING_FILE = ("no such file", "not found", "does not exist", "failed to open local file", "no such object")
+
+
+def _unreadable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, FileNotFoundError) or any(m in text for m in _MISSING_FILE)
+
+
+def _gone(table: str, version: int, exc: BaseException) -> SliceError:
+    return SliceError(f"{table}@v{version} can no longer be read: a data file it needs is missing "
+                      f"({str(exc).splitlines()[0][:160]}); run `tracelake retention verify` to see what was lost")
 
 
 def _quote(column: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.record.audit_tables import CORE_AUDIT_TABLES
@@ -27,7 +27,7 @@ from tracelake.lineage.settings import is_local_uri, to_local_path
 from tracelake.lineage.record.tables import read_version
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 __all__ = ["sql_session", "register_tables", "reproduce", "reproduce_to", "data_tables"]
 
@@ -52,7 +52,12 @@ def _register(spark: "SparkSession", database: str, name: str, path: str) -> Non
             return
         # External tables: DROP removes the catalog entry only, never the data.
         spark.sql(f"DROP TABLE {qualified}")
-    spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION '{path}'")
+    spark.sql(f"CREATE TABLE {qualified} USING DELTA LOCATION {_sql_string(path)}")
+
+
+def _sql_string(text: str) -> str:
+    """``text`` as a Spark SQL string literal: a lakehouse path may hold ' or \\ (tracelake CLI)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
@@ -82,19 +87,19 @@ def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
 
 def _udtfs(spark: "SparkSession", home: str) -> None:
     from pyspark.sql.functions import udtf
+    from pyspark.sql.udtf import UserDefinedTableFunction
 
     schema = ("depth int, kind string, component string, partition_key string, run_id string, status string, "
               "table_name string, table_version bigint, rows bigint, via string, failed_checks string")
 
     def rows_of(result: Any) -> Any:
-        via = {}
+        via: dict[str, str] = {}
         for e in result.edges:
             via.setdefault(e.parent if hasattr(result, "roots") else e.child, e.via)
         for n in sorted(result.nodes.values(), key=lambda n: (n.depth, n.id)):
             yield (n.depth, n.kind, n.component, n.partition_key, n.id if n.kind == "run" else None, n.status,
                    n.table, n.version, n.rows, via.get(n.id), json.dumps(n.checks) if n.checks else None)
 
-    @udtf(returnType=schema)
     class TraceFunction:
         def eval(self, table: str, where: str, as_of: str | None = None):
             from tracelake.lineage import open_lakehouse
@@ -102,7 +107,6 @@ def _udtfs(spark: "SparkSession", home: str) -> None:
 
             yield from rows_of(trace(open_lakehouse(home), table, where, as_of=as_of))
 
-    @udtf(returnType=schema)
     class ImpactFunction:
         def eval(self, target: str):
             from tracelake.lineage import open_lakehouse
@@ -110,8 +114,8 @@ def _udtfs(spark: "SparkSession", home: str) -> None:
 
             yield from rows_of(impact(open_lakehouse(home), target))
 
-    spark.udtf.register("tracelake_trace", TraceFunction)
-    spark.udtf.register("tracelake_impact", ImpactFunction)
+    for name, cls in (("tracelake_trace", TraceFunction), ("tracelake_impact", ImpactFunction)):
+        spark.udtf.register(name, cast(UserDefinedTableFunction, udtf(cls, returnType=schema)))
 
 
 def sql_session(lake: Lakehouse) -> "SparkSession":
@@ -121,6 +125,64 @@ def sql_session(lake: Lakehouse) -> "SparkSession":
     register_tables(lake, spark)
     _udtfs(spark, lake.settings.home)
     return spark
+
+
+def ask(lake: Lakehouse, spark: "SparkSession", query: str, *, admin: bool = False,
+        reason: str | None = None, actor: str | None = None) -> "DataFrame | None":
+    """Run ``query`` through the SQL guard (see ``sql_guard``); returns the last question's rows.
+
+    A question is also checked for the files it would read: every one must lie under the
+    lakehouse root. An administrative statement is recorded in ``admin_actions`` before it runs,
+    and its outcome after.
+    """
+    import getpass
+    import socket
+    from datetime import datetime, timezone
+
+    from tracelake.lineage.query.sql_guard import SqlRefused, judge
+    from tracelake.lineage.record.audit_tables import ADMIN_ACTIONS
+    from tracelake.lineage.record.runid import new_run_id
+
+    statements = judge(query, admin=admin)
+    if admin and not (reason and reason.strip()):
+        raise SqlRefused("--admin needs --reason: say why, it goes into the audit record")
+    from urllib.parse import unquote
+
+    root = lake.layout.home.rstrip("/").removeprefix("file:")
+    result = None
+    for statement in statements:
+        if statement.kind == "question":
+            frame = spark.sql(statement.text)
+            # Spark names files by URI: a space in the lakehouse path is %20 there (tracelake CLI).
+            outside = [f for f in _input_files(frame)
+                       if not unquote(f.removeprefix("file://").removeprefix("file:")).startswith(root + "/")]
+            if outside:
+                raise SqlRefused(f"the query would read {outside[0]}, outside the lakehouse {root}")
+            result = frame
+            continue
+        action = {"action_id": new_run_id(), "action": "sql", "statement": statement.text, "reason": reason,
+                  "actor": actor or getpass.getuser(), "host": socket.gethostname(), "outcome": "started",
+                  "at": datetime.now(timezone.utc)}
+        lake.journal.append(ADMIN_ACTIONS, action["action_id"], action)
+        try:
+            result = spark.sql(statement.text)
+            result.collect()
+        except Exception as exc:
+            lake.journal.append(ADMIN_ACTIONS, new_run_id(), {**action, "action_id": new_run_id(),
+                                "outcome": f"failed: {str(exc).splitlines()[0][:300]}", "at": datetime.now(timezone.utc)})
+            raise
+        lake.journal.append(ADMIN_ACTIONS, new_run_id(), {**action, "action_id": new_run_id(), "outcome": "succeeded",
+                                                          "at": datetime.now(timezone.utc)})
+    return result
+
+
+def _input_files(frame: "DataFrame") -> list[str]:
+    try:
+        return list(frame.inputFiles())
+    except Exception as exc:  # e.g. a SHOW/DESCRIBE plan with no files: nothing to check
+        if "inputFiles" in str(exc) or "UnsupportedOperation" in type(exc).__name__:
+            return []
+        raise
 
 
 def reproduce(lake: Lakehouse, run_id: str, spark: "SparkSession | None" = None) -> dict[str, Any]:
@@ -137,6 +199,13 @@ def reproduce(lake: Lakehouse, run_id: str, spark: "SparkSession | None" = None)
             out[inp["name"]] = read_version(spark, inp["path"], int(inp["version"]),
                                             present if inp.get("partitions") is not None else None)
     return out
+
+
+def _file_name(name: str) -> str:
+    """An input's name as a plain file name: an external dataset's name may hold / or .."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "input"
 
 
 def reproduce_to(lake: Lakehouse, run_id: str, directory: str) -> dict[str, Any]:
@@ -161,7 +230,7 @@ def reproduce_to(lake: Lakehouse, run_id: str, directory: str) -> dict[str, Any]
         flt = ds.field(PARTITION_COLUMN).isin(list(inp["partitions"])) if inp.get("partitions") is not None else None
         table = dataset.to_table(filter=flt)
         table = table.drop_columns([c for c in RESERVED_COLUMNS if c in table.column_names])
-        file = target / f"{inp['name']}.parquet"
+        file = target / f"{_file_name(inp['name'])}.parquet"   # always inside ``directory`` (tracelake CLI)
         pq.write_table(table, file)
         manifest["inputs"].append({"kind": "table", "name": inp["name"], "version": int(inp["version"]),
                                    "partitions": inp.get("partitions"), "rows": table.num_rows,

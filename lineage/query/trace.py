@@ -136,6 +136,18 @@ class _BackwardWalk:
             self.reach(parent, self.nodes[run_id].depth + 1, part)
             self.edges.append(TraceEdge(run_id, parent, via, label, rows=part.num_rows, partitions=inp.get("partitions")))
 
+    def note_unfollowed(self, run_id: str, inp: dict[str, Any], rec: dict[str, Any]) -> None:
+        """An input of an external run with no Delta version to follow (unverified - the producer
+        named a version the log does not have - or not a Delta table): shown, not traced through."""
+        version = inp.get("version")
+        label = f"{inp['name']}@v{version}" if version is not None else str(inp["name"])
+        why = dict(rec.get("tags") or []).get(f"tracelake.external.input.{inp['name']}") or f"kind {inp.get('kind')}"
+        node_id = f"unfollowed:{label}"
+        if node_id not in self.nodes:
+            self.nodes[node_id] = TraceNode(node_id, "unrecorded", f"{label}: not followed ({why})",
+                                            depth=self.nodes[run_id].depth + 1)
+        self.edges.append(TraceEdge(run_id, node_id, "run", label))
+
     def expand(self, run_id: str) -> None:
         rec = self.walker.index.record(run_id)
         keys = rec["lineage_keys"]
@@ -143,6 +155,8 @@ class _BackwardWalk:
         for inp in rec["inputs"]:
             if inp.get("kind") == "model":
                 self.follow_model(run_id, inp)
+            elif inp.get("kind") != "table" or inp.get("version") is None:
+                self.note_unfollowed(run_id, inp, rec)
             elif keys.get(inp["name"]) and rows is not None:
                 self.follow_keys(run_id, inp, keys[inp["name"]], rows)
             else:

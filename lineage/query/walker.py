@@ -87,7 +87,7 @@ class LineageWalker:
     def __init__(self, lake: Lakehouse, index: AuditIndex | None = None, reader: SliceReader | None = None):
         self.lake = lake
         self.index = index or AuditIndex(lake)
-        self.reader = reader or SliceReader(lake.layout)
+        self.reader = reader or SliceReader(lake.layout, writers=self.index.writer_at)
         self._failed_checks: dict[str, list[dict[str, Any]]] | None = None
 
     def node_for_run(self, run_id: str, depth: int) -> TraceNode:

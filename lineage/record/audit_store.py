@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -32,13 +32,14 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from tracelake.lineage.layout import Layout
 from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, COMPONENT_RUNS, AuditTable
 from tracelake.lineage.record.chain import normalize_row
+from tracelake.lineage.record.failpoints import failpoint
 from tracelake.lineage.record.journal import Journal
 
 __all__ = ["AuditStore", "TableRef", "UnknownAuditTable"]
 
 log = logging.getLogger("tracelake.audit")
 
-TableRef = AuditTable | str
+TableRef: TypeAlias = AuditTable | str
 _CHAIN_NAMES = {f.name for f in CHAIN_FIELDS}
 
 
@@ -141,6 +142,7 @@ class AuditStore:
                 last = entries[-1].chain_seq
                 if todo:
                     self._append(table, path, [e.row for e in todo], app_id, last)
+                failpoint("flush_after_commit", table=table)
                 self.journal.drop_flushed(table, last)
                 written[table] = len(todo)
         return written
@@ -265,5 +267,9 @@ def _one_per_position(data: pa.Table) -> pa.Table:
     keys = pc.binary_join_element_wise(pc.cast(data.column("journal_id"), pa.string()),
                                        pc.cast(data.column("chain_seq"), pa.string()), "#")
     seen: set[str] = set()
-    keep = [i for i, k in enumerate(keys.to_pylist()) if not (k in seen or seen.add(k))]
+    keep = []
+    for i, k in enumerate(keys.to_pylist()):
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
     return data if len(keep) == len(data) else data.take(pa.array(keep))

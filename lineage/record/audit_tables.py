@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 __all__ = [
-    "AuditTable", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS", "FLAGS", "RETENTION_CHECKS",
+    "ADMIN_ACTIONS", "AuditTable", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS", "FLAGS", "RETENTION_CHECKS",
     "CORE_AUDIT_TABLES", "RUN_STATUSES", "TS", "STR_MAP",
 ]
 
@@ -108,6 +108,10 @@ _COMPONENT_RUNS = pa.schema([
     pa.field("rejected_table", pa.string()),       # a batch a blocking test refused was kept here
     pa.field("rejected_version", pa.int64()),
     pa.field("rejected_rows", pa.int64()),
+    # The run's OpenLineage run id (a UUID; see lineage.openlineage.ids): derived from run_id for
+    # Tracelake's own runs, the producer's run id for external runs received over OpenLineage.
+    pa.field("openlineage_run_id", pa.string()),
+    pa.field("rolled_back_version", pa.int64()),   # a failed run's commit was taken back out at this version
     *CHAIN_FIELDS,
 ])
 
@@ -214,4 +218,17 @@ METRICS = AuditTable("metrics", _METRICS, "ML and data metrics per run, window a
 FLAGS = AuditTable("flags", _FLAGS, "outputs marked wrong by a person, and withdrawals")
 RETENTION_CHECKS = AuditTable("retention_checks", _RETENTION_CHECKS, "proofs that old versions are still readable")
 
-CORE_AUDIT_TABLES: tuple[AuditTable, ...] = (COMPONENT_RUNS, CHECK_RESULTS, METRICS, FLAGS, RETENTION_CHECKS)
+ADMIN_ACTIONS = AuditTable("admin_actions", pa.schema([
+    pa.field("action_id", pa.string(), nullable=False),
+    pa.field("action", pa.string()),          # "sql" | "vacuum" | ...
+    pa.field("statement", pa.string()),
+    pa.field("reason", pa.string()),
+    pa.field("actor", pa.string()),
+    pa.field("host", pa.string()),
+    pa.field("outcome", pa.string()),         # "started" | "succeeded" | "failed: ..."
+    pa.field("at", TS),
+    *CHAIN_FIELDS,
+]), "administrative actions on the lakehouse: who ran what, why, and how it ended")
+
+CORE_AUDIT_TABLES: tuple[AuditTable, ...] = (COMPONENT_RUNS, CHECK_RESULTS, METRICS, FLAGS, RETENTION_CHECKS,
+                                             ADMIN_ACTIONS)

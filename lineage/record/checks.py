@@ -15,6 +15,7 @@ naming the exception - a broken test must never read as a passing one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import traceback
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-from tracelake.lineage.record.redact import scrub_text
+from tracelake.lineage.record.redact import REDACTED, bound_text, is_secret_key, remember_secret, scrub_text
 from tracelake.lineage.record.runid import new_run_id
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
     from tracelake.lineage.record.run import ComponentRun
 
 __all__ = ["CheckResult", "CheckContext", "DeclaredCheck", "evaluate_checks", "split_quarantine",
-           "check_result_rows", "quarantine_counts", "VIOLATIONS_COLUMN"]
+           "check_result_rows", "quarantine_counts", "quarantine_rules", "VIOLATIONS_COLUMN",
+           "sanitized"]
 
 VIOLATIONS_COLUMN = "_tl_violations"
 
@@ -98,10 +100,56 @@ def _failed_because(check: Any, exc: BaseException) -> CheckResult:
     return CheckResult(
         name=check.name, passed=False, severity=getattr(check, "severity", "error"),
         blocking=getattr(check, "blocking", False),
-        observed_text=f"the test itself failed: {type(exc).__name__}: {scrub_text(str(exc))[:300]}",
+        observed_text=f"the test itself failed: {type(exc).__name__}: {bound_text(str(exc), 300)}",
         description=getattr(check, "description", None), runbook_url=getattr(check, "runbook_url", None),
-        details={"trace": scrub_text("".join(traceback.format_exception(exc)))[-4000:]},
+        details={"trace": bound_text("".join(traceback.format_exception(exc)), 4000, keep="tail")},
     )
+
+
+# -- what a result may carry out of the process (secrets scrubbed, samples bounded) -------------
+MAX_TEXT = 2000           # observed_text, threshold_text, description
+MAX_DETAIL_STRING = 1000  # each string inside details
+MAX_DETAIL_ITEMS = 50     # items of each list or mapping inside details
+MAX_DETAILS_JSON = 4000   # the whole of details_json
+
+
+def _bounded(value: Any, key: Any = None, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        if is_secret_key(key) and value:
+            remember_secret(value)
+            return REDACTED
+        return bound_text(value, MAX_DETAIL_STRING)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth > 6:
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {str(k): _bounded(v, k, depth + 1) for k, v in items[:MAX_DETAIL_ITEMS]}
+        if len(items) > MAX_DETAIL_ITEMS:
+            out["..."] = f"{len(items) - MAX_DETAIL_ITEMS} more"
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        out_list = [_bounded(v, None, depth + 1) for v in items[:MAX_DETAIL_ITEMS]]
+        if len(items) > MAX_DETAIL_ITEMS:
+            out_list.append(f"... {len(items) - MAX_DETAIL_ITEMS} more")
+        return out_list
+    return bound_text(str(value), MAX_DETAIL_STRING)
+
+
+def sanitized(result: CheckResult) -> CheckResult:
+    """The result as it may leave the process - journal, audit table, Dagster check metadata, a
+    failure's description: texts scrubbed of secrets and bounded (a 5 MB sample stays a few KB)."""
+    details = _bounded(result.details or {})
+    text = json.dumps(details, default=str)
+    if len(text) > MAX_DETAILS_JSON:
+        details = {"truncated_json": text[:MAX_DETAILS_JSON]}
+    return dataclasses.replace(
+        result, observed_text=bound_text(result.observed_text, MAX_TEXT),
+        threshold_text=bound_text(result.threshold_text, MAX_TEXT), description=bound_text(result.description, MAX_TEXT),
+        runbook_url=scrub_text(result.runbook_url) if isinstance(result.runbook_url, str) else result.runbook_url,
+        details=details)
 
 
 def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResult]:
@@ -143,7 +191,21 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
         except Exception as exc:  # reported as a failed test, never swallowed
             result = _failed_because(check, exc)
         results.append(result)
-    return results
+    return [sanitized(r) for r in results]  # before anything records, logs or raises with them
+
+
+def quarantine_rules(checks: Sequence[Any]) -> list[tuple[str, str]]:
+    """(name, condition a kept row meets) of every quarantining test. A test may give a condition
+    for the quarantine that is not a plain row condition (a uniqueness test keeps the first row of
+    each key: a window expression), through ``quarantine_condition()``."""
+    out = []
+    for c in checks:
+        if not getattr(c, "quarantine", False):
+            continue
+        condition = c.quarantine_condition() if hasattr(c, "quarantine_condition") else c.row_condition()
+        if condition:
+            out.append((c.name, condition))
+    return out
 
 
 def split_quarantine(checks: Sequence[Any], df: "DataFrame") -> tuple["DataFrame", "DataFrame"] | None:
@@ -151,7 +213,7 @@ def split_quarantine(checks: Sequence[Any], df: "DataFrame") -> tuple["DataFrame
     tests they fail in ``_tl_violations``), or None when no test quarantines."""
     from pyspark.sql import functions as F
 
-    rules = [(c.name, c.row_condition()) for c in checks if getattr(c, "quarantine", False) and c.row_condition()]
+    rules = quarantine_rules(checks)
     if not rules:
         return None
     flags = [F.when(~F.coalesce(F.expr(f"({cond})"), F.lit(False)), F.lit(name)) for name, cond in rules]
@@ -174,6 +236,7 @@ def quarantine_counts(bad: "DataFrame", rules: Sequence[str]) -> tuple[int, dict
 def check_result_rows(run: "ComponentRun", results: Sequence[CheckResult]) -> list[dict[str, Any]]:
     """The ``check_results`` audit records of one run's tests (samples bounded, secrets scrubbed)."""
     now = datetime.now(timezone.utc)
+    results = [sanitized(r) for r in results]  # again, for results made elsewhere (cached scans: cheap)
     return [{
         "check_id": new_run_id(), "run_id": run.run_id, "component": run.component, "asset_key": run.asset_key,
         "partition_key": run.partition_key, "dagster_run_id": run.dagster_run_id, "check_name": r.name,

@@ -165,18 +165,19 @@ def _build_asset(spec: ComponentSpec, ins: Mapping[str, dg.AssetIn], partitions_
 
     # Dagster sees context, run config and resources; the inputs are read by the materialisation
     # at pinned Delta versions, so they are deps, not IO-manager inputs.
-    if spec.params.config_type is None:
-        def materialise(context):
-            yield from Materialisation(spec, context, None).run()
-    else:
-        def materialise(context, config):  # type: ignore[no-redef]
-            yield from Materialisation(spec, context, config).run()
-        materialise.__annotations__["config"] = spec.params.config_type
-    materialise.__name__ = spec.key.to_python_identifier()
-    materialise.__doc__ = description
+    def materialise(context):
+        yield from Materialisation(spec, context, None).run()
+
+    def materialise_with_config(context, config):
+        yield from Materialisation(spec, context, config).run()
+
+    materialise_with_config.__annotations__["config"] = spec.params.config_type
+    body = materialise if spec.params.config_type is None else materialise_with_config
+    body.__name__ = spec.key.to_python_identifier()
+    body.__doc__ = description
 
     return dg.multi_asset(
         specs=[asset_spec], check_specs=check_specs or None, name=spec.key.to_python_identifier(),
         partitions_def=partitions_def, can_subset=True,
         required_resource_keys={"lakehouse", *spec.params.resources},
-    )(materialise)
+    )(body)

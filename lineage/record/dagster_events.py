@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import dagster as dg
 
-from tracelake.lineage.record.checks import CheckResult
+from tracelake.lineage.record.checks import CheckResult, sanitized
+from tracelake.lineage.record.redact import redact_mapping, scrub_text
 from tracelake.lineage.record.run import ComponentRun, OutputRecord
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ def _selected(context: dg.AssetExecutionContext, spec: "ComponentSpec", results:
 
 
 def _check_result(spec: "ComponentSpec", result: CheckResult, run_id: str) -> dg.AssetCheckResult:
+    result = sanitized(result)  # secrets out, samples bounded (a no-op for results evaluate_checks made)
     md: dict[str, Any] = {"tracelake_run_id": dg.MetadataValue.text(run_id)}
     if result.observed_value is not None:
         md["observed"] = dg.MetadataValue.float(float(result.observed_value))
@@ -77,8 +79,27 @@ def _output_metadata(run: ComponentRun, output: OutputRecord) -> dict[str, Any]:
         md["quarantine_table"] = dg.MetadataValue.path(run.quarantine.path)
     for metric, value in run.metrics.items():
         md[f"metric/{metric}"] = dg.MetadataValue.float(float(value))
-    md.update(run.output_metadata)
+    md.update({str(k): _safe_metadata(v) for k, v in run.output_metadata.items()})
     return md
+
+
+def _safe_metadata(value: Any) -> Any:
+    """Metadata a component added (report links, notes), with secrets scrubbed from its text."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dg.TextMetadataValue):
+        return dg.MetadataValue.text(scrub_text(value.text) or "")
+    if isinstance(value, dg.UrlMetadataValue):
+        return dg.MetadataValue.url(scrub_text(value.url) or "")
+    if isinstance(value, dg.MarkdownMetadataValue):
+        return dg.MetadataValue.md(scrub_text(value.md_str) or "")
+    if isinstance(value, dg.PathMetadataValue):
+        return dg.MetadataValue.path(scrub_text(str(value.path)) or "")
+    if isinstance(value, dg.JsonMetadataValue):
+        return dg.MetadataValue.json(redact_mapping(value.data))
+    if isinstance(value, (dict, list)):
+        return redact_mapping(value)
+    return value
 
 
 def materialize_result(context: dg.AssetExecutionContext, spec: "ComponentSpec", run: ComponentRun,

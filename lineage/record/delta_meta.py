@@ -217,15 +217,16 @@ def files_digest(uri: str, commit: Commit) -> str:
     folder and an object store give the same digest for the same bytes.
     """
     h = hashlib.sha256()
-    filesystem, root = (None, None) if is_local_uri(uri) else _filesystem(uri)
+    remote = None if is_local_uri(uri) else _filesystem(uri)
     for add in sorted(commit.adds, key=lambda a: a["path"]):
         h.update(f"{add['path']}\t{add.get('size')}\t".encode())
         fh = hashlib.sha256()
-        if filesystem is None:
+        if remote is None:
             with open(to_local_path(uri) / unquote(add["path"]), "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     fh.update(chunk)
         else:
+            filesystem, root = remote
             with filesystem.open_input_stream(f"{root.rstrip('/')}/{unquote(add['path'])}") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     fh.update(chunk)

@@ -16,6 +16,7 @@ What lives here:
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sqlite3
@@ -26,12 +27,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tracelake.lineage.record.audit_tables import COMPONENT_RUNS, AuditTable
 from tracelake.lineage.record.chain import chain_hash, decode_payload, encode_payload, normalize_row
 
-__all__ = ["Journal", "JournalEntry", "OpenRun"]
+__all__ = ["Journal", "JournalEntry", "OpenRun", "RunAlreadyFinished"]
+
+log = logging.getLogger("tracelake.journal")
+
+
+class RunAlreadyFinished(RuntimeError):
+    """A run's end was recorded already: a run is finished exactly once, whoever races."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -86,8 +93,11 @@ class OpenRun:
 class Journal:
     """One SQLite file per journal directory; safe for many threads and processes on one host."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, on_commit: Callable[[str, str, int, str], None] | None = None):
+        """``on_commit(table, journal_id, chain_seq, record_hash)`` hears every new chain head
+        after it is durable (the anchors)."""
         self.directory = Path(directory)
+        self.on_commit = on_commit
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "journal.sqlite"
         self._local = threading.local()
@@ -185,7 +195,17 @@ class Journal:
                     (name, chain_seq - 1, prev),
                 )
             if close_run is not None:
-                tx.execute("DELETE FROM open_runs WHERE run_id=?", (close_run,))
+                # Finishing a run claims its open marker: whoever deletes it first (the run itself,
+                # or one of several racing reconcilers) records the end, everyone else is refused.
+                if tx.execute("DELETE FROM open_runs WHERE run_id=?", (close_run,)).rowcount != 1:
+                    raise RunAlreadyFinished(f"run {close_run} has no open marker: it was already finished "
+                                             "(by itself or by reconciliation); nothing was written")
+        if out and self.on_commit is not None:
+            try:
+                self.on_commit(name, self.journal_id, out[-1]["chain_seq"], out[-1]["record_hash"])
+            except OSError as exc:  # the record is durable; only its anchor is missing - said loudly
+                log.error("could not anchor %s position %s: %s (verify will not see this head anchored)",
+                          name, out[-1]["chain_seq"], exc)
         return out
 
     def _remember_schema(self, table: AuditTable) -> None:

@@ -26,9 +26,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import dagster as dg
 
-from tracelake.lineage.record.checks import CheckContext, CheckResult, evaluate_checks, quarantine_counts, split_quarantine
+from tracelake.lineage.record.checks import (
+    CheckContext, CheckResult, evaluate_checks, quarantine_counts, quarantine_rules, split_quarantine,
+)
+from tracelake.lineage.record.config_record import describe_config
 from tracelake.lineage.record.dagster_events import check_events, materialize_result
 from tracelake.lineage.record.errors import BlockingCheckFailed, MissingInputError
+from tracelake.lineage.record.failpoints import failpoint
+from tracelake.lineage.record.redact import scrub_text
 from tracelake.lineage.record.run import ComponentRun
 from tracelake.lineage.record.spec import ComponentSpec
 
@@ -78,23 +83,33 @@ class Materialisation:
         gates: list[CheckResult] = []
         failure: dg.Failure | None = None
         try:
+            failpoint("after_open", run_id=run.run_id)
             inputs = self.read_inputs(run)
+            failpoint("after_inputs", run_id=run.run_id)
             batch = self.prepare_batch(run, self.call_function(run, inputs))
+            failpoint("after_function", run_id=run.run_id)
             results = self.evaluate_checks(run, batch)
             gates = [r for r in results if r.blocking and not r.passed]
             if gates:
                 failure = self.reject(run, batch, gates)
             else:
+                failpoint("before_commit", run_id=run.run_id)
                 self.commit(run, batch)
+                failpoint("after_commit", run_id=run.run_id)
                 self.recorder.succeed(run)
+                failpoint("after_final", run_id=run.run_id)
         except _Skip as skip:
             self.recorder.skip(run, str(skip))
-            self.context.log.warning(f"{self.spec.name}: skipped ({skip}); recorded run {run.run_id}")
+            self.context.log.warning(f"{self.spec.name}: skipped ({scrub_text(str(skip))}); recorded run {run.run_id}")
             return
         except BaseException as exc:
             if run.status == "started":
+                # A commit that landed before the failure must not stay visible to readers.
+                notes = self.recorder.roll_back(run) if run.output is not None or run.quarantine is not None else []
+                for note in notes:
+                    self.context.log.warning(f"{self.spec.name}: {note}")
                 # Exceptions are failures; interrupts (run termination, Ctrl-C) are abandonment.
-                self.recorder.fail(run, exc, abandoned=not isinstance(exc, Exception))
+                self.recorder.fail(run, exc, abandoned=not isinstance(exc, Exception), notes=notes)
             raise
         finally:
             run.deactivate()
@@ -116,7 +131,8 @@ class Materialisation:
             component=spec.name, asset_key=spec.key.to_user_string(), partition_key=partition_key,
             partition_keys=keys, dagster_run_id=context.run_id, code_version=spec.code_version,
             source_hash=spec.source_hash, source_path=spec.source_path, owner=spec.owner, tags=dict(spec.tags),
-            config=_describe_config(self.config, resources), lineage_keys=spec.lineage_keys, output_table=spec.table,
+            config=describe_config(self.config, resources), lineage_keys=spec.lineage_keys, output_table=spec.table,
+            write_mode=spec.write_mode,
         )
 
     # -- 2 -------------------------------------------------------------------------------------
@@ -170,11 +186,12 @@ class Materialisation:
             try:
                 halves = split_quarantine(self.spec.checks, df)
             except Exception as exc:  # a rule names a column the output lacks (a schema break)
-                self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: {exc}")
+                self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: "
+                                       f"{scrub_text(str(exc))}")
                 halves = None
             if halves is not None:
                 batch.frame, batch.quarantine = halves
-                rules = [c.name for c in self.spec.checks if getattr(c, "quarantine", False) and c.row_condition()]
+                rules = [name for name, _ in quarantine_rules(self.spec.checks)]
                 batch.quarantined, batch.by_rule = quarantine_counts(batch.quarantine, rules)
         batch.rows = batch.frame.count()
         return batch
@@ -223,6 +240,16 @@ def _partition_keys(context: dg.AssetExecutionContext) -> list[str] | None:
     return None
 
 
+def _empty_schema(frame: Any) -> Any:
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_type
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    arrow = pa.Schema.from_pandas(frame, preserve_index=False)
+    return StructType([StructField(f.name, StringType() if pa.types.is_null(f.type) else from_arrow_type(f.type), True)
+                       for f in arrow])
+
+
 def _to_spark(value: Any, spark_provider: Any, name: str) -> "DataFrame":
     from pyspark.sql import DataFrame as SparkDataFrame
 
@@ -231,25 +258,10 @@ def _to_spark(value: Any, spark_provider: Any, name: str) -> "DataFrame":
     import pandas as pd
 
     if isinstance(value, pd.DataFrame):
+        if value.empty:
+            # An empty frame has no values to infer types from (Spark refuses it): take them from
+            # its dtypes, untyped columns as text, so an empty batch is judged, not crashed on.
+            return spark_provider().createDataFrame([], _empty_schema(value))
         return spark_provider().createDataFrame(value)
     raise TypeError(f"@component {name} must return a Spark or pandas DataFrame (or None when "
                     f"optional_output=True), got {type(value).__name__}")
-
-
-def _describe_config(config: Any, resources: dict[str, Any]) -> dict[str, Any]:
-    """Run config and resource configuration, as recorded (redacted later by the recorder)."""
-    out: dict[str, Any] = {}
-    if config is not None:
-        out["config"] = config.model_dump() if hasattr(config, "model_dump") else dict(config)
-    described: dict[str, Any] = {}
-    for key, value in resources.items():
-        if hasattr(value, "model_dump"):
-            try:
-                described[key] = {"type": type(value).__name__, **value.model_dump()}
-            except Exception as exc:  # a resource that cannot describe itself is noted, not fatal
-                described[key] = {"type": type(value).__name__, "error": f"not serialisable: {type(exc).__name__}"}
-        else:
-            described[key] = {"type": type(value).__name__}
-    if described:
-        out["resources"] = described
-    return out

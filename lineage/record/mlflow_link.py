@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -22,7 +23,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import dagster as dg
 from pydantic import Field
@@ -30,7 +31,10 @@ from pydantic import Field
 from tracelake.lineage.record.redact import redact_mapping, scrub_text
 from tracelake.lineage.settings import Settings, load_settings
 
-__all__ = ["MlflowResource", "MlflowLink", "DatasetRef", "flatten_params", "link_for"]
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["MlflowResource", "MlflowLink", "DatasetRef", "dataset_name", "flatten_params", "link_for"]
 
 log = logging.getLogger("tracelake.mlflow")
 for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service", "mlflow.store"):
@@ -38,7 +42,9 @@ for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_ser
 
 _MAX_PARAM_VALUE = 6000
 _STORE_INIT_LOCK = threading.Lock()
-_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "abandoned": "KILLED", "skipped": "FINISHED"}
+# MLflow has no "skipped": a run that had nothing to do must not read as a green FINISHED, so it
+# is KILLED with a note saying why (and a tracelake.status tag that says "skipped").
+_STATUS = {"succeeded": "FINISHED", "failed": "FAILED", "abandoned": "KILLED", "skipped": "KILLED"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,12 @@ class DatasetRef:
     version: int | None
     context: str  # "input" | "training" | "output" ...
     digest: str | None = None
+    rows: int | None = None
+
+
+def dataset_name(ds: DatasetRef) -> str:
+    """``cleaned_trips@v14``: a table at one version, as MLflow users will see it."""
+    return ds.name if ds.version is None else f"{ds.name}@v{ds.version}"
 
 
 @dataclass
@@ -58,11 +70,15 @@ class _Pending:
 
 def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config -> MLflow params (``a.b.c``), redacted and cut to MLflow's value limit."""
+    return _flatten(redact_mapping(dict(config)), prefix)  # redacted once, at the top
+
+
+def _flatten(config: Mapping[str, Any], prefix: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in redact_mapping(dict(config)).items():
+    for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            out.update(flatten_params(value, f"{name}."))
+            out.update(_flatten(value, f"{name}."))
         else:
             text = str(value)
             out[name] = text if len(text) <= _MAX_PARAM_VALUE else text[: _MAX_PARAM_VALUE - 3] + "..."
@@ -81,7 +97,7 @@ class MlflowLink:
         self.artifact_root = artifact_root
         self.prefix = prefix
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracelake-mlflow")
-        self._client = None
+        self._client: MlflowClient | None = None
         self._experiments: dict[str, str] = {}
         self._pending = _Pending()
         self._models: dict[str, Any] = {}
@@ -136,7 +152,9 @@ class MlflowLink:
         self._client.search_registered_models(max_results=1)
 
     @property
-    def client(self):
+    def client(self) -> "MlflowClient":
+        if self._client is None:
+            raise RuntimeError("the MLflow store was not initialised")
         return self._client
 
     def _experiment_id(self, component: str) -> str:
@@ -202,9 +220,7 @@ class MlflowLink:
         end_time_ms: int | None = None,
     ) -> Future:
         def finish() -> None:
-            from mlflow.data.delta_dataset_source import DeltaDatasetSource
-            from mlflow.data.meta_dataset import MetaDataset
-            from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+            from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
             client = self.client
             now = int(time.time() * 1000)
@@ -216,15 +232,16 @@ class MlflowLink:
                                  tags=tag_list[i:i + 100])
             inputs = []
             for ds in datasets:
-                source = DeltaDatasetSource(path=ds.path, delta_table_version=ds.version)
-                # MLflow identifies a dataset by (name, digest) per experiment: the digest must tell
-                # apart the same table name in two lakehouses and two versions of one table.
+                # The version is in the name, so it shows wherever MLflow lists datasets (the runs
+                # table, the run page); the source is MLflow's Delta source JSON, with the version
+                # written out even when it is 0 (MLflow's own helper drops a falsy version).
                 digest = ds.digest or hashlib.sha256(f"{ds.path}@{ds.version}".encode()).hexdigest()[:16]
-                meta = MetaDataset(source, name=ds.name, digest=digest)
-                # MLflow drops delta_table_version 0 from the source JSON (a falsy check), so the
-                # version also goes in a tag that is always there.
-                inputs.append(DatasetInput(meta._to_mlflow_entity(), tags=[
+                entity = Dataset(name=dataset_name(ds), digest=digest, source_type="delta_table",
+                                 source=json.dumps({"path": ds.path, "delta_table_version": ds.version}),
+                                 profile=json.dumps({"num_rows": ds.rows}) if ds.rows is not None else None)
+                inputs.append(DatasetInput(entity, tags=[
                     InputTag("mlflow.data.context", ds.context),
+                    InputTag("tracelake.table", ds.name),
                     InputTag("tracelake.delta_version", str(ds.version)),
                 ]))
             if inputs:
@@ -257,6 +274,9 @@ class MlflowResource(dg.ConfigurableResource):
     Default: a SQLite store inside the lakehouse (``$TRACELAKE_HOME/mlflow/mlflow.db``) with
     artifacts next to it; set ``MLFLOW_TRACKING_URI`` (or ``tracking_uri``) for a server.
     """
+
+    # Recorded with each run (lineage/record/config_record.py); a tracking URI is scanned for credentials.
+    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = ("tracking_uri", "ui_url", "home", "experiment_prefix")
 
     tracking_uri: str | None = Field(default=None, description="default MLFLOW_TRACKING_URI or SQLite in the lakehouse")
     ui_url: str | None = Field(default=None, description="base URL for links; default TRACELAKE_MLFLOW_UI_URL")

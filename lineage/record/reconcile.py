@@ -19,11 +19,15 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from tracelake.lineage.record import delta_meta
+from tracelake.lineage.record.errors_text import error_message
+from tracelake.lineage.record.journal import RunAlreadyFinished
+from tracelake.lineage.record.listeners import notify
+from tracelake.lineage.record.rollback import roll_back
 from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.record.mlflow_link import DatasetRef, flatten_params
 
-__all__ = ["reconcile_open_runs", "reconcile_mlflow", "ReconcileResult"]
+__all__ = ["reconcile_open_runs", "reconcile_dagster", "reconcile_mlflow", "ReconcileResult"]
 
 log = logging.getLogger("tracelake.reconcile")
 
@@ -32,7 +36,7 @@ log = logging.getLogger("tracelake.reconcile")
 class ReconcileResult:
     run_id: str
     component: str
-    action: str          # "abandoned" | "still-running" | "mlflow-finished"
+    action: str          # "abandoned" | "still-running" | "already-finished" | "dagster-failed" | "mlflow-finished"
     detail: str
 
 
@@ -51,6 +55,7 @@ def reconcile_open_runs(
     *,
     dagster_run_in_progress: Callable[[str], bool | None] | None = None,
     min_age_s: float = 0.0,
+    on_abandoned: Callable[[dict[str, Any], str], Any] | None = None,
 ) -> list[ReconcileResult]:
     """Record every dead open run as abandoned. ``dagster_run_in_progress(run_id)`` answers for
     runs on other hosts (None = unknown, leave it open)."""
@@ -82,16 +87,69 @@ def reconcile_open_runs(
             record.update(output_version=commit.version, output_rows=commit.rows_added,
                           output_files=len(commit.adds), output_bytes=commit.bytes_added,
                           content_digest=delta_meta.files_digest(path, commit))
+            detail += _roll_back_landed(path, row, commit, record)
         else:
             detail += "; no output was committed"
         ended = datetime.now(timezone.utc)
         started = row.get("started_at")
         record.update(status="abandoned", ended_at=ended, error_type="tracelake.Abandoned", error_message=detail,
                       duration_ms=(ended - started).total_seconds() * 1000 if started else None)
-        lake.journal.append(COMPONENT_RUNS, row["run_id"], record, close_run=row["run_id"])
+        try:
+            final = lake.journal.append(COMPONENT_RUNS, row["run_id"], record, close_run=row["run_id"])
+        except RunAlreadyFinished:  # another reconciler (or the run itself, late) finished it first
+            results.append(ReconcileResult(row["run_id"], row["component"], "already-finished", detail))
+            continue
+        notify(lake.listeners, "run_finished", final)
+        if on_abandoned is not None:
+            on_abandoned(final, detail)
         results.append(ReconcileResult(row["run_id"], row["component"], "abandoned", detail))
         log.warning("run %s (%s) recorded as abandoned: %s", row["run_id"], row["component"], detail)
     return results
+
+
+def _roll_back_landed(path: str, row: dict[str, Any], commit: delta_meta.Commit, record: dict[str, Any]) -> str:
+    """An abandoned run's landed commit must not stay visible: roll it back, and say so."""
+    mode = row.get("write_mode") or ("partition" if commit.partitions_touched() else "append")
+    parts = sorted(commit.partitions_touched()) or None
+    try:
+        done = roll_back(path, row["run_id"], commit.version, mode, parts)
+    except Exception as exc:  # said in the record, never hidden
+        return f"; its rows could NOT be rolled back ({error_message(exc)}): re-run the partition"
+    if done.version is None:
+        # Rolled back already - by the run itself before it died, or by a racing reconciler -
+        # the record still names the rollback commit.
+        earlier = _rollback_commit(path, row["run_id"], commit.version)
+        if earlier is None:
+            return "; its rows had already been replaced"
+        record["rolled_back_version"] = earlier
+        return f"; its rows had been rolled back at version {earlier}"
+    record["rolled_back_version"] = done.version
+    return f"; its rows were rolled back at version {done.version}"
+
+
+def _rollback_commit(path: str, run_id: str, after: int) -> int | None:
+    """The first commit after version ``after`` that rolls back ``run_id`` (None if none)."""
+    latest = delta_meta.latest_version(path)
+    for version in range(after + 1, (latest if latest is not None else after) + 1):
+        try:
+            commit = delta_meta.read_commit(path, version)
+        except delta_meta.CommitMissing:
+            continue
+        if commit.user_metadata.get("tracelake_rollback_of") == run_id:
+            return version
+    return None
+
+
+def reconcile_dagster(lake: Lakehouse, dagster_runs: Any) -> list[ReconcileResult]:
+    """Fail Dagster runs left in progress by a process that died after its component runs
+    finished (``DagsterRuns.fail_dead``): no open marker is left for them, yet Dagster must not
+    keep them STARTED forever."""
+    runs = lake.store.component_runs(include_open=False)
+    if runs.empty:
+        return []
+    records = runs[["dagster_run_id", "host", "pid"]].to_dict("records")
+    return [ReconcileResult(dagster_run_id, "dagster", "dagster-failed", reason)
+            for dagster_run_id, reason in dagster_runs.fail_dead(records, _pid_alive)]
 
 
 def reconcile_mlflow(lake: Lakehouse) -> list[ReconcileResult]:

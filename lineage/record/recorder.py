@@ -20,12 +20,12 @@ abandoned (and says whether its output commit landed), so a killed run never rea
 from __future__ import annotations
 
 from collections import deque
+import atexit
 import json
 import logging
 import os
 import socket
 import time
-import traceback
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
@@ -34,9 +34,14 @@ from tracelake.lineage.record.audit_tables import CHECK_RESULTS, COMPONENT_RUNS,
 from tracelake.lineage.record.audit_store import AuditStore
 from tracelake.lineage.layout import Layout
 from tracelake.lineage.record.mlflow_link import DatasetRef, MlflowLink, flatten_params
+from tracelake.lineage.record.rollback import roll_back
 from tracelake.lineage.record.provenance import git_state, library_versions
-from tracelake.lineage.record.redact import redact_mapping, scrub_text
+from tracelake.lineage.record.redact import bound_text, redact_mapping, redact_record, scrub_exception, scrub_text
 from tracelake.lineage.record.checks import CheckResult, check_result_rows
+from tracelake.lineage.record.listeners import RunListener, notify
+from tracelake.lineage.openlineage.ids import openlineage_run_id
+from tracelake.lineage.record.errors_text import error_message, error_trace
+from tracelake.lineage.record.journal import RunAlreadyFinished
 from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, MissingInputError
 from tracelake.lineage.record.run import ComponentRun, OutputRecord, RunTimings
 from tracelake.lineage.record.runid import new_run_id
@@ -50,12 +55,32 @@ __all__ = ["Recorder"]
 log = logging.getLogger("tracelake.recorder")
 
 
+def input_params(run: ComponentRun) -> dict[str, str]:
+    """What the run read, as MLflow params (where MLflow users look first): table versions and
+    partition spans, and model versions."""
+    out: dict[str, str] = {}
+    for i in run.inputs:
+        if i["kind"] == "model":
+            out[f"input.model.{i['name']}"] = f"v{i['model_version']}"
+            continue
+        out[f"input.{i['name']}.version"] = str(i["version"])
+        parts = i.get("partitions") or []
+        if parts:
+            out[f"input.{i['name']}.partitions"] = f"{parts[0]}..{parts[-1]} ({len(parts)})"
+    return out
+
+
 class Recorder:
     """Records component runs into the audit store, the data tables and MLflow."""
 
     def __init__(self, *, layout: Layout, store: AuditStore, mlflow: MlflowLink,
-                 spark_provider: Callable[[], "SparkSession"], digest_files: bool = True):
+                 spark_provider: Callable[[], "SparkSession"], digest_files: bool = True,
+                 listeners: list[RunListener] | None = None):
         self.layout = layout
+        self.listeners: list[RunListener] = listeners if listeners is not None else []
+        # Final records the journal refused (full disk...), retried at every later chance.
+        self.unwritten: list[tuple[str, dict[str, Any]]] = []
+        atexit.register(self.retry_unwritten)
         self.store = store
         self.mlflow = mlflow
         self._spark_provider = spark_provider
@@ -83,18 +108,23 @@ class Recorder:
         config: Mapping[str, Any] | None = None,
         lineage_keys: Mapping[str, Sequence[str]] | None = None,
         output_table: str | None = None,
+        write_mode: str | None = None,
     ) -> ComponentRun:
+        if self.unwritten:
+            self.retry_unwritten()
         t0 = time.perf_counter()
         run = ComponentRun(
             recorder=self, run_id=new_run_id(), component=component, asset_key=asset_key,
             partition_key=partition_key, partition_keys=list(partition_keys) if partition_keys else None,
             dagster_run_id=dagster_run_id, code_version=code_version, source_hash=source_hash,
-            source_path=source_path, owner=owner, tags=dict(tags or {}),
+            source_path=source_path, owner=owner, tags=redact_mapping(dict(tags or {})),
             config=redact_mapping(dict(config or {})), started_at=datetime.now(timezone.utc),
             lineage_keys={k: list(v) for k, v in lineage_keys.items()} if lineage_keys else None,
-            planned_table=output_table,
+            planned_table=output_table, planned_mode=write_mode,
         )
-        self.store.journal.open_run(run.run_id, self._record(run))
+        opened = self._record(run)
+        self.store.journal.open_run(run.run_id, opened)
+        notify(self.listeners, "run_started", opened)
         run.timings.add("audit_ms", t0)
         git = git_state(source_path) if source_path else None
         run._mlflow = self.mlflow.start_run(
@@ -218,7 +248,7 @@ class Recorder:
         )
         if mode == "partition" and not replace:
             # After run.output is set, so a failure here still records the version that landed.
-            self._check_no_concurrent_partition_write(path, run, commit.version, before, partitions)
+            self._check_no_concurrent_partition_write(path, run, commit.version, before, partitions or [])
         run.timings.add("lineage_ms", t1)
         return run.output
 
@@ -234,8 +264,8 @@ class Recorder:
         if (rows if rows is not None else df.limit(1).count()) == 0:
             stale = before is not None and mode == "partition" and bool(
                 set(delta_meta.partitions_at(path, before) or []) & set(partitions or []))
-            if not stale:
-                run.quarantine = OutputRecord(table=table, path=path, version=before if before is not None else -1,
+            if not stale:  # nothing to write and nothing to replace: no commit (version -1)
+                run.quarantine = OutputRecord(table=table, path=path, version=-1,
                                               rows=0, files=0, bytes=0, partitions=partitions, schema_hash="",
                                               schema_json="", content_digest="", write_mode=mode)
                 return None
@@ -250,6 +280,26 @@ class Recorder:
                                       files=len(commit.adds), bytes=commit.bytes_added, partitions=partitions,
                                       schema_hash="", schema_json="", content_digest="", write_mode=mode)
         return run.quarantine
+
+    def roll_back(self, run: ComponentRun) -> list[str]:
+        """Take a failing run's committed rows back out of its tables (see ``rollback``); returns
+        what was done, for the record. A rollback that itself fails is said, never hidden."""
+        notes = []
+        for out in (run.output, run.quarantine):
+            if out is None or out.files == 0 or out.version < 0:
+                continue
+            try:
+                done = roll_back(out.path, run.run_id, out.version, out.write_mode, out.partitions)
+            except Exception as exc:  # the record must say the rows are still visible
+                notes.append(f"rollback of {out.table}@v{out.version} FAILED ({error_message(exc)}); its rows are "
+                             "still visible - re-run the partition or roll back by hand")
+                continue
+            if done.version is not None:
+                notes.append(f"{out.table}@v{out.version} rolled back at v{done.version} ({done.rows_removed} rows "
+                             f"removed, {done.rows_restored} restored)")
+                if out is run.output:
+                    run.rolled_back_version = done.version
+        return notes
 
     def commit_rejected(self, run: ComponentRun, df: "DataFrame", *, table: str,
                         violations: Sequence[str]) -> OutputRecord | None:
@@ -287,10 +337,9 @@ class Recorder:
             touched = {a.get("partitionValues", {}).get(PARTITION_COLUMN) for a in other.adds}
             if touched & wanted:
                 raise ConcurrentPartitionWriteError(
-                    f"partition(s) {sorted(touched & wanted)} of {path} were also written by run "
+                    f"partition(s) {sorted(touched & wanted)} of {path} were written first by run "
                     f"{other.user_metadata.get('tracelake_run_id', '?')} (version {v}) while run {run.run_id} "
-                    f"wrote version {version}; both sets of rows are in the table now - re-run one "
-                    "materialisation of that partition to replace them"
+                    f"wrote version {version}: the first writer wins, this run's rows are rolled back"
                 )
 
     # -- 5. finish --------------------------------------------------------------------------------
@@ -301,12 +350,21 @@ class Recorder:
         run.set_tag("tracelake.skip_reason", reason)
         return self._finish(run, "skipped", error=None, reason=reason)
 
-    def fail(self, run: ComponentRun, exc: BaseException, *, abandoned: bool = False) -> dict[str, Any]:
-        return self._finish(run, "abandoned" if abandoned else "failed", error=exc)
+    def fail(self, run: ComponentRun, exc: BaseException, *, abandoned: bool = False,
+             notes: Sequence[str] = ()) -> dict[str, Any]:
+        scrub_exception(exc)  # in place: the same exception goes on to Dagster's event log and the logs
+        return self._finish(run, "abandoned" if abandoned else "failed", error=exc, notes=notes)
 
     def _finish(self, run: ComponentRun, status: str, error: BaseException | None = None,
-                reason: str | None = None) -> dict[str, Any]:
-        run.status = status
+                reason: str | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+        """Write the run's final record; the run's status changes only once it is durable.
+
+        If the journal refuses the record (a full or read-only disk), the run is recorded
+        *failed* with that cause and the version its commit reached, in a smaller record; if even
+        that is refused, the record is kept in memory and retried at every later chance (the
+        next run, the end of the Dagster run, process exit) - and the open marker stays, so
+        reconciliation records the run abandoned should the process die first.
+        """
         ended = datetime.now(timezone.utc)
         mlflow_ids: tuple[str, str] | None = None
         mlflow_error: BaseException | None = None
@@ -316,38 +374,83 @@ class Recorder:
             mlflow_error = exc
             if error is None:
                 error, status = exc, "failed"
-                run.status = status
         record = self._record(run)
-        record.update(status=status, ended_at=ended,
-                      duration_ms=(ended - run.started_at).total_seconds() * 1000)
+        record.update(status=status, ended_at=ended, duration_ms=(ended - run.started_at).total_seconds() * 1000)
         if reason:
-            record["error_message"] = scrub_text(reason)
+            record["error_message"] = bound_text(reason, 4000)
         if error is not None:
             record["error_type"] = f"{type(error).__module__}.{type(error).__qualname__}"
-            record["error_message"] = scrub_text(str(error))[:4000]
-            record["error_trace"] = scrub_text("".join(traceback.format_exception(error)))[-16000:]
+            record["error_message"] = error_message(error)
+            record["error_trace"] = error_trace(error)
+        if notes:
+            record["error_message"] = f"{record.get('error_message') or ''} [{'; '.join(notes)}]"[:4000]
         if mlflow_ids:
             record["mlflow_experiment_id"], record["mlflow_run_id"] = mlflow_ids
             record["mlflow_run_url"] = self.mlflow.run_url(*mlflow_ids)
         t0 = time.perf_counter()
-        final = self.store.journal.append(COMPONENT_RUNS, run.run_id, record, close_run=run.run_id)
+        try:
+            final = self.store.journal.append(COMPONENT_RUNS, run.run_id, record, close_run=run.run_id)
+        except RunAlreadyFinished:
+            raise
+        except Exception as exc:
+            final = self._finish_after_refusal(run, record, exc)
+            status = final["status"]
+        run.status = status
+        notify(self.listeners, "run_finished", final)
         run.timings.add("audit_ms", t0)
         self.recent_timings.append((run.run_id, run.component, run.timings))
         if mlflow_ids and mlflow_error is None:
-            self._queue_mlflow(run, status, mlflow_ids[1])
+            self._queue_mlflow(run, status, mlflow_ids[1], record.get("error_message") if status != "succeeded" else None)
         return final
 
-    def _queue_mlflow(self, run: ComponentRun, status: str, mlflow_run_id: str) -> None:
-        datasets = [DatasetRef(i["name"], i["path"], i["version"], "training" if run.models and any(m["role"] == "registered" for m in run.models) else "input")
+    def _finish_after_refusal(self, run: ComponentRun, record: dict[str, Any], refusal: Exception) -> dict[str, Any]:
+        """The final record could not be written: record the run failed, naming why."""
+        landed = f"; its output commit {record['output_table']}@v{record['output_version']} had landed" \
+            if record.get("output_version") is not None else ""
+        failed = {**record, "status": "failed", "error_type": f"{type(refusal).__module__}.{type(refusal).__qualname__}",
+                  "error_message": f"the run's final record could not be written: {error_message(refusal)}{landed}",
+                  "error_trace": error_trace(refusal)[-2000:]}
+        try:
+            return self.store.journal.append(COMPONENT_RUNS, run.run_id, failed, close_run=run.run_id)
+        except RunAlreadyFinished:
+            raise
+        except Exception:
+            self.unwritten.append((run.run_id, failed))
+            log.error("run %s: final record refused (%s); kept in memory and retried later", run.run_id,
+                      scrub_text(str(refusal)))
+            raise refusal from None
+
+    def retry_unwritten(self) -> int:
+        """Write final records the journal refused earlier (e.g. once a full disk has room)."""
+        written = 0
+        while self.unwritten:
+            run_id, record = self.unwritten[0]
+            try:
+                final = self.store.journal.append(COMPONENT_RUNS, run_id, record, close_run=run_id)
+            except RunAlreadyFinished:
+                self.unwritten.pop(0)  # reconciliation got there first
+                continue
+            except Exception:
+                return written
+            self.unwritten.pop(0)
+            notify(self.listeners, "run_finished", final)
+            written += 1
+        return written
+
+    def _queue_mlflow(self, run: ComponentRun, status: str, mlflow_run_id: str, note: str | None) -> None:
+        trains = any(m["role"] == "registered" for m in run.models)
+        datasets = [DatasetRef(i["name"], i["path"], i["version"], "training" if trains else "input")
                     for i in run.inputs if i["kind"] == "table"]
         if run.output is not None:
             datasets.append(DatasetRef(run.output.table, run.output.path, run.output.version, "output",
-                                       digest=run.output.content_digest[:16] or None))
+                                       digest=run.output.content_digest[:16] or None, rows=run.output.rows))
         tags = {**run.extra_tags, "tracelake.status": status}
         if run.output is not None:
             tags.update({"tracelake.output": f"{run.output.table}@v{run.output.version}",
                          "tracelake.output_rows": str(run.output.rows)})
-        self.mlflow.finish_run(mlflow_run_id, status=status, params=flatten_params(run.config),
+        if note:
+            tags["mlflow.note.content"] = note
+        self.mlflow.finish_run(mlflow_run_id, status=status, params={**flatten_params(run.config), **input_params(run)},
                                metrics=run.metrics, tags=tags, datasets=datasets)
 
     def _record(self, run: ComponentRun) -> dict[str, Any]:
@@ -382,23 +485,28 @@ class Recorder:
             "output_schema_hash": out.schema_hash if out else None,
             "output_schema_json": out.schema_json if out else None,
             "content_digest": out.content_digest if out else None,
-            "write_mode": out.write_mode if out else None,
+            "write_mode": out.write_mode if out else run.planned_mode,
             "quarantine_table": run.quarantine.table if run.quarantine else None,
-            "quarantine_version": run.quarantine.version if run.quarantine and run.quarantine.files else None,
+            "quarantine_version": run.quarantine.version if run.quarantine and run.quarantine.version >= 0 else None,
             "quarantined_rows": run.quarantine.rows if run.quarantine else None,
             "rejected_table": run.rejected.table if run.rejected else None,
             "rejected_version": run.rejected.version if run.rejected else None,
             "rejected_rows": run.rejected.rows if run.rejected else None,
+            "rolled_back_version": run.rolled_back_version,
             "models": run.models,
             "metrics": run.metrics,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "openlineage_run_id": openlineage_run_id(run.run_id),
         }
 
     # -- other audit records ---------------------------------------------------------------------
     def record_checks(self, run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:
         rows = check_result_rows(run, results)
-        return self.store.journal.append_many(CHECK_RESULTS, [(str(r["check_id"]), r) for r in rows])
+        recorded = self.store.journal.append_many(CHECK_RESULTS, [(str(r["check_id"]), r) for r in rows])
+        notify(self.listeners, "checks_recorded", recorded)
+        return recorded
 
     def record_metrics(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        rows = [redact_record(r) for r in rows]  # slice names and notes are text: secrets out
         return self.store.journal.append_many(METRICS, [(str(r["metric_id"]), r) for r in rows])

@@ -66,11 +66,6 @@ class OutputRecord:
     schema: Any = None  # pyspark StructType of what was written (for Dagster metadata)
 
 
-    content_digest: str
-    write_mode: str
-    schema: Any = None  # pyspark StructType of what was written (for Dagster metadata)
-
-
 @dataclass
 class ComponentRun:
     """One materialisation of one component. User code gets it as ``run`` / ``current_run()``."""
@@ -91,6 +86,7 @@ class ComponentRun:
     started_at: datetime
     lineage_keys: dict[str, list[str]] | None = None
     planned_table: str | None = None  # where the output will go; lets reconciliation find a landed commit
+    planned_mode: str | None = None   # how it will be written; lets reconciliation roll a landed commit back
     inputs: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -100,6 +96,7 @@ class ComponentRun:
     output: OutputRecord | None = None
     quarantine: OutputRecord | None = None
     rejected: OutputRecord | None = None   # a batch a blocking test refused, kept aside
+    rolled_back_version: int | None = None  # the commit that took a failed run's rows back out
     status: str = "started"
     _mlflow: Any = None  # Future[(experiment_id, run_id)]
     _token: Any = None
@@ -166,7 +163,22 @@ class ComponentRun:
         ref = {"role": "registered", "name": registered_name, "version": version,
                "uri": f"models:/{registered_name}/{version}", "mlflow_run_id": self.mlflow_run_id}
         self.models.append(ref)
+        self._describe_model_version(registered_name, version)
         return ref
+
+    def _describe_model_version(self, name: str, version: str) -> None:
+        """Tags and a description on the registered version that say what it learned from, so the
+        registry page answers "which data?" without leaving MLflow."""
+        data = [f"{i['name']}@v{i['version']}" for i in self.inputs if i["kind"] == "table"]
+        client = self.recorder.mlflow.client
+        tags = {"tracelake.run_id": self.run_id, "tracelake.component": self.component,
+                "tracelake.training_data": ", ".join(data), "tracelake.code_version": str(self.code_version),
+                "tracelake.partition": str(self.partition_key)}
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.update_model_version(name, version, description=(
+            f"Trained by Tracelake run {self.run_id} ({self.component} {self.partition_key or ''}) on "
+            f"{', '.join(data) or 'no recorded table'}. Full record: `tracelake run show {self.run_id}`."))
 
     def load_model(self, name: str, version: str | int, *, flavor: str = "sklearn") -> Any:
         """Load a registered model version; the version (and its MLflow run) is recorded as an input."""

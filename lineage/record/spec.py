@@ -110,4 +110,6 @@ class ComponentSpec:
 
     @property
     def quarantines(self) -> bool:
-        return any(getattr(c, "quarantine", False) and c.row_condition() for c in self.checks)
+        from tracelake.lineage.record.checks import quarantine_rules
+
+        return bool(quarantine_rules(self.checks))

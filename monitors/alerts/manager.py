@@ -5,25 +5,34 @@ instead of paging again; when the condition clears the alert resolves (and says 
 channels); a person acknowledges or resolves it from the CLI. Every state change, and every
 delivery attempt, is an event in ``audit.alerts`` (chained like every audit record), so the
 history of an alert can be replayed and audited.
+
+Pages go through an outbox (:mod:`tracelake.monitors.alerts.outbox`): the paging event and one
+pending delivery per channel are recorded in one transaction, then delivered under a deadline;
+what could not be delivered is retried by later passes - a page is never lost.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 
 from tracelake.lineage import Lakehouse
+from tracelake.lineage.record.redact import redact_record
 from tracelake.lineage.record.runid import new_run_id
 from tracelake.monitors.audit_tables import ALERTS
 
-from tracelake.monitors.alerts.channels import deliver
+from tracelake.monitors.alerts.outbox import (DeliveryReport, DeliverySettings, Outbox, OutboxEntry,
+                                              entries_from_events)
 
-__all__ = ["AlertPolicy", "AlertManager", "AlertState", "ALERTS"]
+__all__ = ["AlertPolicy", "AlertManager", "AlertState", "ALERTS", "DeliveryReport"]
 
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,16 +64,47 @@ class AlertState:
     last_seen: Any
     runbook_url: str | None
     description: str | None
-    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)   # every attempt, in order
+    outbox: list[OutboxEntry] = field(default_factory=list)          # per (paging event, channel)
+
+    def delivery_summary(self) -> str:
+        """Per channel, the state of this alert's pages: ``webhook: delivered; email: pending retry ...``."""
+        by_channel: dict[str, list[OutboxEntry]] = {}
+        for entry in self.outbox:
+            by_channel.setdefault(entry.channel, []).append(entry)
+        parts = []
+        for channel, entries in by_channel.items():
+            open_ = [e for e in entries if not e.delivered]
+            parts.append(f"{channel}: " + ("delivered" if not open_ else open_[0].describe()))
+        return "; ".join(parts) or "-"
 
 
 class AlertManager:
-    def __init__(self, lake: Lakehouse, channels: dict[str, Any] | None = None, attempts: int = 3,
-                 backoff_s: float = 0.5):
+    """Alert lifecycle and delivery.
+
+    Delivery settings: ``attempts`` tries per page and channel within one pass (quick failures
+    only, ``backoff_s`` apart), each under a total deadline of ``timeout_s``; a whole delivery
+    pass is bounded by ``phase_timeout_s``; a page still undelivered is retried on later passes
+    after ``retry_base_s * 2^(attempts-1)`` (at most ``retry_cap_s``), until delivered or
+    ``give_up_after_s`` old. See :mod:`tracelake.monitors.alerts.outbox`.
+    """
+
+    def __init__(self, lake: Lakehouse, channels: Mapping[str, Any] | None = None, attempts: int = 3,
+                 backoff_s: float = 0.5, *, timeout_s: float = 10.0, phase_timeout_s: float = 30.0,
+                 retry_base_s: float = 300.0, retry_cap_s: float = 6 * 3600.0,
+                 give_up_after_s: float = 7 * 86400.0, max_workers: int = 4):
         self.lake = lake
-        self.channels = channels or {}
+        self.channels = dict(channels or {})
         self.attempts = attempts
         self.backoff_s = backoff_s
+        self.settings = DeliverySettings(attempts=attempts, backoff_s=backoff_s, timeout_s=timeout_s,
+                                         phase_timeout_s=phase_timeout_s, retry_base_s=retry_base_s,
+                                         retry_cap_s=retry_cap_s, give_up_after_s=give_up_after_s,
+                                         max_workers=max_workers)
+        self.outbox = Outbox(lake.journal.directory / "alerts-outbox.lock", self._record, self.settings)
+        self._deferring = False
+        self._queued: list[str] = []
+        self.reports: list[DeliveryReport] = []
 
     # -- reading -----------------------------------------------------------------------------
     def events(self) -> pd.DataFrame:
@@ -91,9 +131,17 @@ class AlertManager:
                     s.message = e["message"]
             elif e["event"] in ("delivered", "delivery_failed"):
                 s.deliveries.append({"channel": e["channel"], "attempt": e["attempt"],
-                                     "delivered": e["event"] == "delivered", "error": e["error"], "at": e["at"]})
+                                     "delivered": e["event"] == "delivered", "error": e["error"], "at": e["at"],
+                                     "delivery_of": e.get("delivery_of"), "next_attempt_at": e.get("next_attempt_at")})
+        for entry in entries_from_events(events).values():
+            if entry.alert_id in states:
+                states[entry.alert_id].outbox.append(entry)
         out = list(states.values())
         return [a for a in out if status is None or a.status == status]
+
+    def pending_deliveries(self) -> list[OutboxEntry]:
+        """Every page not delivered yet (pending, retrying, or given up)."""
+        return [e for e in entries_from_events(self.events()).values() if not e.delivered]
 
     def active(self, policy: str, component: str) -> AlertState | None:
         for a in self.alerts():
@@ -114,8 +162,95 @@ class AlertManager:
 
     # -- writing -----------------------------------------------------------------------------
     def _event(self, **fields: Any) -> dict[str, Any]:
-        row = {"event_id": new_run_id(), "at": datetime.now(timezone.utc), **fields}
+        row = redact_record({"event_id": new_run_id(), "at": datetime.now(timezone.utc), **fields})  # secrets out
         return self.lake.journal.append(ALERTS, row["event_id"], row)
+
+    def _record(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Several events in one journal transaction (all durable, or none)."""
+        now = datetime.now(timezone.utc)
+        items = []
+        for fields in rows:
+            row = redact_record({"event_id": new_run_id(), "at": now, **fields})  # secrets out
+            items.append((row["event_id"], row))
+        return self.lake.journal.append_many(ALERTS, items)
+
+    def _page(self, policy: AlertPolicy, /, **fields: Any) -> None:
+        """Record a paging event and its outbox entries (one per configured channel of the policy)
+        in one transaction, then deliver them - now, or at the end of a deferred block."""
+        event_id = new_run_id()
+        at = datetime.now(timezone.utc)
+        rows: list[dict[str, Any]] = [{"event_id": event_id, "at": at, **fields}]
+        names = [n for n in dict.fromkeys(policy.channels) if n in self.channels]
+        for name in names:
+            rows.append({"event_id": new_run_id(), "at": at, "event": "delivery_pending",
+                         "alert_id": fields["alert_id"], "policy": policy.name, "component": fields.get("component"),
+                         "channel": name, "delivery_of": event_id, "attempt": 0, "next_attempt_at": at})
+        rows = [redact_record(r) for r in rows]  # secrets out before the journal (and the channels)
+        self.lake.journal.append_many(ALERTS, [(r["event_id"], r) for r in rows])
+        keys = [f"{event_id}-{n}" for n in names]
+        if not keys:
+            return
+        if self._deferring:
+            self._queued.extend(keys)
+        else:
+            self.deliver_pending(keys=keys)
+
+    @contextmanager
+    def deferred_delivery(self) -> Iterator[None]:
+        """Within the block pages are recorded (with their outbox entries) but not sent; on leaving
+        it - also by an exception - they are delivered together, channels in parallel."""
+        if self._deferring:
+            yield
+            return
+        self._deferring, self._queued = True, []
+        try:
+            yield
+        finally:
+            self._deferring = False
+            keys, self._queued = self._queued, []
+            if keys:
+                self.deliver_pending(keys=keys)
+
+    def deliver_pending(self, *, keys: Sequence[str] | None = None, alert_id: str | None = None,
+                        force: bool = False, now: datetime | None = None) -> DeliveryReport:
+        """Deliver outbox entries: by default every one whose retry time has come; ``keys`` or
+        ``alert_id`` narrow it; ``force`` ignores retry times and revives given-up entries. Never
+        raises for a channel's failure: outcomes are recorded and returned."""
+        when = now or datetime.now(timezone.utc)
+        wanted = set(keys) if keys is not None else None
+
+        def select(entry: OutboxEntry) -> bool:
+            if wanted is not None and entry.key not in wanted:
+                return False
+            if alert_id is not None and entry.alert_id != alert_id:
+                return False
+            return force or wanted is not None or entry.due(when)
+
+        report = self.outbox.deliver(lambda: entries_from_events(self.events()), self.channels, select, now)
+        self.reports.append(report)
+        if report.busy:
+            log.warning("alert delivery skipped: another process is delivering; pages stay in the outbox")
+        for key, reason in report.failed.items():
+            log.warning("alert delivery %s failed: %s", key, reason)
+        return report
+
+    def resend(self, alert_id: str | None = None, actor: str | None = None) -> DeliveryReport:
+        """Retry now every undelivered page (of one alert), given-up ones included."""
+        if alert_id is not None:
+            self._find(alert_id)
+        todo = [e for e in self.pending_deliveries() if alert_id is None or e.alert_id == alert_id]
+        if todo:
+            who = actor or getpass.getuser()
+            self._record([{"alert_id": e.alert_id, "policy": e.policy, "component": e.component,
+                           "event": "delivery_resend", "channel": e.channel, "delivery_of": e.delivery_of,
+                           "actor": who} for e in todo])
+        return self.deliver_pending(keys=[e.key for e in todo])
+
+    def record_configuration(self, errors: Mapping[str, str]) -> None:
+        """Record channel configuration errors found at start-up (one event per channel)."""
+        if errors:
+            self._record([{"event": "channel_misconfigured", "channel": name, "error": reason,
+                           "actor": "tracelake"} for name, reason in errors.items()])
 
     def observe(self, policy: AlertPolicy, component: str, breached: bool, message: str, *,
                 observed: float | None = None, threshold: float | None = None,
@@ -139,36 +274,18 @@ class AlertManager:
                             last_seen=when)
                 return "pending"
             alert_id = new_run_id()
-            self._event(**base, alert_id=alert_id, event="opened", status="open", message=message,
-                        occurrences=streak, first_seen=when, last_seen=when)
-            self._deliver(policy, alert_id, component, f"[{policy.severity.upper()}] {policy.name} on {component}",
-                          message, observed, threshold)
+            self._page(policy, **base, alert_id=alert_id, event="opened", status="open", message=message,
+                       occurrences=streak, first_seen=when, last_seen=when)
             return "opened"
         if current is not None:
-            self._event(**base, alert_id=current.alert_id, event="resolved", status="resolved",
-                        message=f"cleared: {message}", occurrences=current.occurrences, last_seen=when, actor="tracelake")
-            self._deliver(policy, current.alert_id, component, f"[RESOLVED] {policy.name} on {component}",
-                          message, observed, threshold)
+            self._page(policy, **base, alert_id=current.alert_id, event="resolved", status="resolved",
+                       message=f"cleared: {message}", occurrences=current.occurrences, last_seen=when,
+                       actor="tracelake")
             return "resolved"
         if self._streak(policy.name, component):
             self._event(**base, event="clear", status="ok", message=message, occurrences=0, last_seen=when)
             return "cleared"
         return "ok"
-
-    def _deliver(self, policy: AlertPolicy, alert_id: str, component: str, subject: str, body: str,
-                 observed: float | None, threshold: float | None) -> None:
-        payload = {"alert_id": alert_id, "policy": policy.name, "component": component, "severity": policy.severity,
-                   "observed": observed, "threshold": threshold, "runbook": policy.runbook,
-                   "description": policy.description}
-        text = f"{body}\n{policy.description}\nRunbook: {policy.runbook or '-'}"
-        for name in policy.channels:
-            channel = self.channels.get(name)
-            if channel is None:
-                continue
-            for outcome in deliver(channel, subject, text, payload, attempts=self.attempts, backoff_s=self.backoff_s):
-                self._event(alert_id=alert_id, policy=policy.name, component=component,
-                            event="delivered" if outcome.delivered else "delivery_failed", channel=outcome.channel,
-                            attempt=outcome.attempt, error=outcome.error)
 
     def _find(self, alert_id: str) -> AlertState:
         for a in self.alerts():
@@ -199,5 +316,6 @@ def summarize(alerts: Sequence[AlertState]) -> list[dict[str, Any]]:
     return [{"alert_id": a.alert_id, "status": a.status, "severity": a.severity, "policy": a.policy,
              "component": a.component, "occurrences": a.occurrences, "first_seen": a.first_seen,
              "last_seen": a.last_seen, "message": a.message, "runbook": a.runbook_url,
-             "deliveries": len(a.deliveries), "failed_deliveries": sum(not d["delivered"] for d in a.deliveries)}
+             "deliveries": len(a.deliveries), "failed_deliveries": sum(not d["delivered"] for d in a.deliveries),
+             "delivery": a.delivery_summary(), "outbox": [e.as_dict() for e in a.outbox]}
             for a in alerts]

@@ -33,7 +33,14 @@ def build_monitoring_checks(slas: Sequence[Any], monitors: Sequence[MetricMonito
         as_of = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
         if as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=timezone.utc)
-        manager = AlertManager(lake, alert_channels.channels(), attempts=alert_channels.attempts)
+        # Channel configuration is checked once, here: an error is logged and recorded, and the
+        # pass goes on - alerts still reach audit.alerts and this UI; the misconfigured channel's
+        # pages wait in the outbox (failed, with the reason) until its configuration is fixed.
+        channels = alert_channels.configure()
+        manager = AlertManager(lake, channels.channels, attempts=alert_channels.attempts)
+        for channel, reason in channels.errors.items():
+            context.log.error(f"alert channel {channel} is misconfigured: {reason}")
+        manager.record_configuration(channels.errors)
         report = watch(lake, slas=slas, monitors=monitors, blocked=blocked, manager=manager, as_of=as_of)
         for policy, component, action in report.alert_actions:
             if action in ("opened", "resolved", "repeated"):

@@ -17,7 +17,7 @@ from tracelake.lineage import CHECK_RESULTS, Lakehouse
 from tracelake.lineage.record.runid import new_run_id
 from tracelake.monitors.audit_tables import ANOMALIES
 
-from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy
+from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy, DeliveryReport
 from tracelake.monitors.metrics.anomaly import Anomaly, detect
 from tracelake.monitors.metrics.history import run_metric, window_metric
 from tracelake.monitors.alerts.sla import SLAResult, record_evaluations
@@ -67,6 +67,7 @@ class MonitoringReport:
     anomalies: list[tuple[MetricMonitor, Anomaly]] = field(default_factory=list)
     blocked: dict[str, list[str]] = field(default_factory=dict)
     alert_actions: list[tuple[str, str, str]] = field(default_factory=list)   # (policy, component, action)
+    deliveries: list[DeliveryReport] = field(default_factory=list)  # retries first, then this pass' pages
 
 
 def stored_anomalies(lake: Lakehouse) -> pd.DataFrame:
@@ -94,6 +95,20 @@ def watch(lake: Lakehouse, *, slas: Sequence[Any] = (), monitors: Sequence[Metri
     as_of = as_of or datetime.now(timezone.utc)
     manager = manager or AlertManager(lake)
     report = MonitoringReport(as_of)
+    # Pages first: retry what earlier passes could not deliver; then evaluate, recording this
+    # pass' pages in the outbox and sending them together at the end (also if evaluation fails).
+    first = len(manager.reports)
+    manager.deliver_pending()
+    try:
+        with manager.deferred_delivery():
+            _evaluate(lake, report, slas, monitors, blocked, manager, as_of)
+    finally:
+        report.deliveries = manager.reports[first:]
+    return report
+
+
+def _evaluate(lake: Lakehouse, report: MonitoringReport, slas: Sequence[Any], monitors: Sequence[MetricMonitor],
+              blocked: BlockedPipelinePolicy | None, manager: AlertManager, as_of: datetime) -> None:
     for sla in slas:
         result = sla.evaluate(lake, as_of)
         report.slas.append(result)
@@ -135,4 +150,3 @@ def watch(lake: Lakehouse, *, slas: Sequence[Any] = (), monitors: Sequence[Metri
                 else f"{component}: newest run passed its blocking tests"
             action = manager.observe(blocked.policy, component, bool(failures), message, when=as_of)
             report.alert_actions.append((blocked.policy.name, component, action))
-    return report

@@ -7,7 +7,9 @@ the whole table, its history and its inputs in ``table_rules``.
 
 from tracelake.monitors.checks.base import DeclaredTest, RowRule
 from tracelake.monitors.checks.row_rules import AllowedValues, Expression, Finite, NotNull, NullRate, Pattern, Range
-from tracelake.monitors.checks.table_rules import ActionLimit, InputFreshness, RowCountVsHistory, Schema, Unique
+from tracelake.monitors.checks.table_rules import (
+    ActionLimit, InputFreshness, RowCount, RowCountVsHistory, Schema, Unique,
+)
 
 __all__ = ["ActionLimit", "AllowedValues", "DeclaredTest", "Expression", "Finite", "InputFreshness", "NotNull",
-           "NullRate", "Pattern", "Range", "RowCountVsHistory", "RowRule", "Schema", "Unique"]
+           "NullRate", "Pattern", "Range", "RowCount", "RowCountVsHistory", "RowRule", "Schema", "Unique"]

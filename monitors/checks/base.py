@@ -56,8 +56,8 @@ class DeclaredTest:
             self.description = self.default_description()
         if self.severity not in ("error", "warn"):
             raise ValueError(f"test {self.name!r}: severity must be 'error' or 'warn', not {self.severity!r}")
-        if self.quarantine and not self.row_condition():
-            raise ValueError(f"test {self.name!r}: only row-level tests can quarantine rows")
+        if self.quarantine and not self.quarantine_condition():
+            raise ValueError(f"test {self.name!r}: only row-level and uniqueness tests can quarantine rows")
         if not _NAME.match(self.name):
             raise ValueError(f"test name {self.name!r} must be letters, digits and underscores")
 
@@ -70,6 +70,11 @@ class DeclaredTest:
     def row_condition(self) -> str | None:
         """SQL a passing row satisfies; None for table-level tests."""
         return None
+
+    def quarantine_condition(self) -> str | None:
+        """SQL a row that stays in the table satisfies when the test quarantines (default: the row
+        condition); may use window functions, as it is never aggregated."""
+        return self.row_condition()
 
     def aggregates(self) -> dict[str, str]:
         """SQL aggregates the test needs over the rows (computed with every other test's)."""

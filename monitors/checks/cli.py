@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tracelake.lineage import open_lakehouse
-from tracelake.lineage.cli_support import add_json_flag, emit, format_table, short
+from tracelake.lineage.cli_support import CliError, add_json_flag, count_or_all, emit, format_table, lake_for, short
 
 from tracelake.lineage import CHECK_RESULTS
 
@@ -13,23 +12,36 @@ __all__ = ["register"]
 
 
 def _lake(args: argparse.Namespace):
-    return open_lakehouse(getattr(args, "home", None))
+    return lake_for(args)
 
 
 def _checks(args: argparse.Namespace) -> int:
-    frame = _lake(args).store.read(CHECK_RESULTS)
+    lake = _lake(args)
+    frame = lake.store.read(CHECK_RESULTS)
+    if args.component is not None:
+        known = set(frame["component"]) if not frame.empty else set()
+        if args.component not in known:
+            runs = lake.store.component_runs(include_open=True)
+            if runs.empty or args.component not in set(runs["component"]):
+                raise CliError(f"no component {args.component!r}; components with declared test results: "
+                               f"{', '.join(sorted(known)) or 'none yet'}")
     if not frame.empty:
         if args.component:
             frame = frame[frame["component"] == args.component]
         if args.failed:
             frame = frame[~frame["passed"].astype(bool)]
-        frame = frame.sort_values("evaluated_at", ascending=False).head(args.limit)
+        frame = frame.sort_values("evaluated_at", ascending=False)
+        frame = frame.head(args.limit) if args.limit else frame
     rows = [] if frame.empty else frame.to_dict("records")
     for r in rows:
         r["result"] = "PASS" if r["passed"] else ("FAIL" if r["severity"] == "error" else "WARN")
-        r["observed"] = short(r.get("observed_text") or r.get("observed_value"), 70)
-    emit(args, rows, format_table(rows, ["evaluated_at", "component", "partition_key", "check_name", "result",
-                                         "observed", "threshold_text"], {"observed": 70}) if rows else "no check results")
+        r["observed"] = short(r.get("observed_text") or r.get("observed_value"), 40)
+    human = format_table(rows, ["evaluated_at", "component", "partition_key", "check_name", "result", "observed",
+                                "threshold_text"], {"observed": 40, "threshold_text": 24},
+                         {"evaluated_at": "evaluated", "partition_key": "partition", "check_name": "check",
+                          "threshold_text": "threshold"}) if rows else \
+        ("no failed or warned checks" if args.failed else "no check results")
+    emit(args, rows, human)
     return 0
 
 
@@ -37,6 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("checks", help="declared test results, newest first")
     p.add_argument("--component")
     p.add_argument("--failed", action="store_true", help="only failed or warned")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=count_or_all, default=50, help="at most this many (default 50; 0 = all)")
     add_json_flag(p)
     p.set_defaults(func=_checks)

@@ -20,7 +20,7 @@ from typing import Any
 from tracelake.lineage.record.checks import CheckContext, CheckResult
 from tracelake.monitors.checks.base import DeclaredTest, sql_column
 
-__all__ = ["Schema", "Unique", "RowCountVsHistory", "InputFreshness", "ActionLimit", "duplicate_rows"]
+__all__ = ["Schema", "Unique", "RowCount", "RowCountVsHistory", "InputFreshness", "ActionLimit", "duplicate_rows"]
 
 _TYPE_ALIASES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint", "str": "string",
                  "float64": "double", "int64": "bigint", "int32": "int", "bool": "boolean"}
@@ -35,12 +35,16 @@ def _canonical_type(t: Any) -> str:
 
 @dataclass(init=False)
 class Unique(DeclaredTest):
-    columns: Sequence[str] = ()
+    """No two rows share a key. With ``quarantine=True`` the extra rows of each key are set aside
+    (the first is kept) and up to ``max_fail_rate`` of the rows may be such duplicates."""
 
-    def __init__(self, *columns: str, **options: Any):  # Unique("a", "b", severity="warn")
+    columns: Sequence[str] = ()
+    max_fail_rate: float = 0.0
+
+    def __init__(self, *columns: str, max_fail_rate: float = 0.0, **options: Any):  # Unique("a", "b", severity="warn")
         if not columns:
             raise ValueError("Unique needs at least one key column")
-        self.columns = list(columns)
+        self.columns, self.max_fail_rate = list(columns), max_fail_rate
         DeclaredTest.__init__(self, **options)
 
     def default_name(self) -> str:
@@ -49,7 +53,20 @@ class Unique(DeclaredTest):
     def default_description(self) -> str:
         return f"({', '.join(self.columns)}) is unique"
 
+    def quarantine_condition(self) -> str:
+        """The first row of each key stays (the first by a hash of the whole row, so the choice is
+        the same every time the same rows arrive); the others are quarantined."""
+        keys = ", ".join(sql_column(c) for c in self.columns)
+        return f"row_number() OVER (PARTITION BY {keys} ORDER BY xxhash64(*)) = 1"
+
     def evaluate(self, ctx: CheckContext, stats: dict[str, Any]) -> CheckResult:
+        if self.quarantine:
+            dupes = int(ctx.quarantined_by_rule.get(self.name, 0))
+            total = ctx.rows + ctx.quarantined_rows
+            rate = dupes / total if total else 0.0
+            return self._result(rate <= self.max_fail_rate, observed_value=dupes, failing_rows=dupes,
+                                observed_text=f"{dupes} duplicate key rows quarantined (first of each key kept)",
+                                threshold_value=self.max_fail_rate, threshold_text=f"fail rate <= {self.max_fail_rate:g}")
         dupes = duplicate_rows(ctx.frame, self.columns)
         return self._result(dupes == 0, observed_value=dupes, failing_rows=dupes,
                             observed_text=f"{dupes} duplicate key rows", threshold_value=0, threshold_text="0 duplicates")
@@ -108,6 +125,26 @@ class Schema(DeclaredTest):
         return self._result(not problems, observed_value=len(problems),
                             observed_text="; ".join(problems) or "as declared", threshold_value=0,
                             threshold_text="no schema differences", details={"actual": actual})
+
+
+@dataclass
+class RowCount(DeclaredTest):
+    """The batch has between ``min`` and ``max`` rows - e.g. ``RowCount(min=1, blocking=True)``
+    refuses an empty feed instead of recording an empty day as a normal one."""
+
+    min: int | None = None
+    max: int | None = None
+
+    def default_name(self) -> str:
+        return "row_count"
+
+    def default_description(self) -> str:
+        return f"between {self.min if self.min is not None else 0} and {self.max if self.max is not None else 'any'} rows"
+
+    def evaluate(self, ctx: CheckContext, stats: dict[str, Any]) -> CheckResult:
+        rows = int(ctx.rows)
+        ok = (self.min is None or rows >= self.min) and (self.max is None or rows <= self.max)
+        return self._result(ok, observed_value=rows, observed_text=f"{rows} rows", threshold_text=self.default_description())
 
 
 def _weekday(partition_key: str | None) -> int | None:

@@ -48,6 +48,8 @@ def stratified_sample(df: "DataFrame", columns: Sequence[str], strata: str | Non
 
     ``counts`` (rows per stratum value) come from the profiles, so sampling needs no extra pass.
     """
+    if isinstance(df, pd.DataFrame):
+        return _stratified_pandas(df[list(columns)], strata, counts, max_rows, min_per_stratum, seed)
     frame = df.select(*columns)
     if strata is None or not counts:
         total = sum(counts.values()) if counts else frame.count()
@@ -65,15 +67,29 @@ def stratified_sample(df: "DataFrame", columns: Sequence[str], strata: str | Non
     return sample.toPandas()
 
 
+def _stratified_pandas(frame: pd.DataFrame, strata: str | None, counts: Mapping[str, int] | None, max_rows: int,
+                       min_per_stratum: int, seed: int) -> pd.DataFrame:
+    if strata is None or not counts or frame.empty:
+        return frame.sample(n=min(max_rows, len(frame)), random_state=seed) if len(frame) else frame
+    total = sum(counts.values())
+    parts = []
+    for value, group in frame.groupby(frame[strata].astype(str).fillna("null"), dropna=False):
+        n = counts.get(str(value), len(group))
+        want = max(min_per_stratum, math.ceil(max_rows * n / max(total, 1)))
+        parts.append(group.sample(n=min(want, len(group)), random_state=seed))
+    return pd.concat(parts) if parts else frame.head(0)
+
+
 def _verdicts(snapshot_dict: dict) -> dict[str, EvidentlyVerdict]:
     out = {}
     for metric in snapshot_dict.get("metrics", []):
         config = metric.get("config") or {}
         if config.get("type") != "evidently:metric_v2:ValueDrift":
             continue
-        method, threshold, value = str(config.get("method")), float(config.get("threshold")), metric.get("value")
-        if value is None:
+        method, threshold, value = str(config.get("method")), config.get("threshold"), metric.get("value")
+        if value is None or threshold is None:
             continue
+        threshold = float(threshold)
         score = float(value)
         # Evidently reports either a p-value (drift when below) or a distance (drift when above).
         drifted = score < threshold if "p_value" in method.lower() else score >= threshold

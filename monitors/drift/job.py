@@ -17,14 +17,16 @@ from tracelake.monitors.alerts.manager import AlertPolicy
 from tracelake.monitors.drift.statistics import DriftResult, DriftThresholds, compare_profiles
 from tracelake.monitors.drift.domain_classifier import domain_classifier_auc
 from tracelake.monitors.drift.evidently_report import EvidentlyReport, evidently_drift, stratified_sample
-from tracelake.monitors.drift.profiles import ALL, Profile, ProfileSpec, derive_spec, from_rows, merge, profile_spark, whole_window
+from tracelake.monitors.drift.profiles import (
+    ALL, Profile, ProfileSpec, derive_spec, from_rows, merge, profile_pandas, profile_spark, whole_window,
+)
 from tracelake.monitors.drift.profile_specs import spec_for
 from tracelake.monitors.drift.references import Reference, ReferenceNotFound, resolve_reference
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
-__all__ = ["DriftTarget", "derive_target_spec", "target_spec", "reference_frame", "load_profiles", "compute_drift",
+__all__ = ["DriftTarget", "derive_target_spec", "target_spec", "reference_frame", "load_profiles", "profile_rows", "compute_drift",
            "drift_rows", "run_evidently", "sample_pair", "multivariate_row", "summary", "observe_drift_alert", "DRIFT_COLUMNS", "ReadFn"]
 
 ReadFn = Callable[[str, "int | None", "Sequence[str] | None"], "DataFrame"]   # (table, version, partitions)
@@ -58,10 +60,17 @@ class DriftTarget:
         return [*self.numeric, *self.categorical]
 
 
-def reference_frame(read: ReadFn, ref: Reference, target: DriftTarget) -> "DataFrame":
-    """The reference rows, with the target's columns (renamed per ``reference_columns``)."""
+def reference_frame(read: ReadFn, ref: Reference, target: DriftTarget) -> Any:
+    """The reference rows, with the target's columns (renamed per ``reference_columns``): a Spark
+    DataFrame, or a pandas frame when ``read`` gives pandas (then only plain renames)."""
     df = read(ref.table, ref.version, list(ref.partitions) if ref.partitions else None)
-    wanted = dict.fromkeys([*target.columns, *target.slices])
+    wanted = list(dict.fromkeys([*target.columns, *target.slices]))
+    if isinstance(df, pd.DataFrame):
+        plain = {target.reference_columns.get(c, c): c for c in wanted}
+        unplain = [e for e in plain if not e.isidentifier()]
+        if unplain:
+            raise ValueError(f"reference column expressions {unplain} need Spark")
+        return df[list(plain)].rename(columns=plain)
     exprs = [f"{target.reference_columns[c]} AS `{c}`" if c in target.reference_columns else f"`{c}`" for c in wanted]
     return df.selectExpr(*exprs)
 
@@ -96,20 +105,30 @@ def target_spec(lake: Any, index: Any, read: ReadFn, target: DriftTarget, window
     return spec_for(lake, target.table, target.columns, derive)
 
 
-def load_profiles(spark: "SparkSession", profiles_path: str, table: str, spec: ProfileSpec, *,
+def profile_rows(profiles_path: str, table: str, partitions: Sequence[str] | None = None,
+                 extra: Any = None) -> pd.DataFrame:
+    """Stored profile rows of ``table`` (delta-rs: small tables, no Spark), as pandas."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
+    where = ds.field("table_name") == table
+    if partitions is not None:
+        where = where & ds.field("_tl_partition").isin(list(partitions))
+    if extra is not None:
+        where = where & extra
+    frame = DeltaTable(profiles_path).to_pyarrow_dataset().to_table(filter=where).to_pandas()
+    return frame.drop(columns=[c for c in ("_tl_run_id", "_tl_partition") if c in frame.columns])
+
+
+def load_profiles(profiles_path: str, table: str, spec: ProfileSpec, *,
                   start: datetime | None = None, end: datetime | None = None,
                   partitions: Sequence[str] | None = None) -> list[Profile]:
     """Stored profiles of ``table`` (optionally a time range or partitions); refuses mixed specs."""
-    from pyspark.sql import functions as F
-
-    df = spark.read.format("delta").load(profiles_path).where(F.col("table_name") == table)
-    if partitions is not None:
-        df = df.where(F.col("_tl_partition").isin(list(partitions)))
-    if start is not None:
-        df = df.where(F.col("window_start") >= F.lit(start))
-    if end is not None:
-        df = df.where(F.col("window_start") < F.lit(end))
-    frame = df.drop("_tl_run_id", "_tl_partition").toPandas()
+    frame = profile_rows(profiles_path, table, partitions)
+    if len(frame) and start is not None:
+        frame = frame[frame["window_start"] >= pd.Timestamp(start)]
+    if len(frame) and end is not None:
+        frame = frame[frame["window_start"] < pd.Timestamp(end)]
     other = set(frame["spec_id"]) - {spec.spec_id} if len(frame) else set()
     if other:
         raise ValueError(f"profiles of {table} in this window were made with other bins ({', '.join(sorted(other))}); "
@@ -117,10 +136,12 @@ def load_profiles(spark: "SparkSession", profiles_path: str, table: str, spec: P
     return from_rows(frame)
 
 
-def compute_drift(spark: "SparkSession", target: DriftTarget, spec: ProfileSpec, current: Sequence[Profile],
-                  reference: "DataFrame") -> tuple[list[DriftResult], list[Profile]]:
-    """Full-data drift of the merged current window against the reference (profiled in one pass)."""
-    ref_profiles = profile_spark(reference, whole_window(spec))
+def compute_drift(target: DriftTarget, spec: ProfileSpec, current: Sequence[Profile],
+                  reference: Any) -> tuple[list[DriftResult], list[Profile]]:
+    """Full-data drift of the merged current window against the reference (profiled in one pass,
+    in Spark for a Spark frame, in-process for a pandas one)."""
+    ref_profiles = profile_pandas(reference, whole_window(spec)) if isinstance(reference, pd.DataFrame) \
+        else profile_spark(reference, whole_window(spec))
     results = compare_profiles(ref_profiles, merge(current, window="all"), spec, per_column=target.thresholds)
     return results, ref_profiles
 
@@ -191,7 +212,7 @@ def drift_rows(target: DriftTarget, results: Sequence[DriftResult], ref: Referen
             row.update({"evidently_method": verdict.method, "evidently_score": verdict.score,
                         "evidently_threshold": verdict.threshold, "evidently_drifted": verdict.drifted,
                         "verdicts_agree": None if r.drifted is None else verdict.drifted == r.drifted})
-            if row["verdicts_agree"] is False:
+            if row["verdicts_agree"] is False and report is not None:
                 row["detail"] = "; ".join(filter(None, [row["detail"], (
                     f"Evidently ({verdict.method} on a {report.current_rows}-row sample) says "
                     f"{'drift' if verdict.drifted else 'no drift'}; full data says {'drift' if r.drifted else 'no drift'}")]))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
@@ -48,12 +48,19 @@ class ColumnSpec:
     bins: int = 0
     categories: tuple[str, ...] = ()
 
+    def bounds(self) -> tuple[float, float]:
+        """(lo, hi) of a numeric column's fixed bins."""
+        if self.lo is None or self.hi is None:
+            raise ValueError(f"column {self.name!r} is {self.kind}: it has no numeric bins")
+        return self.lo, self.hi
+
     def edges(self) -> np.ndarray:
-        return np.linspace(self.lo, self.hi, self.bins + 1)
+        lo, hi = self.bounds()
+        return np.linspace(lo, hi, self.bins + 1)
 
     @property
     def center(self) -> float:
-        return 0.0 if self.lo is None else (self.lo + self.hi) / 2
+        return 0.0 if self.lo is None or self.hi is None else (self.lo + self.hi) / 2
 
 
 @dataclass(frozen=True)
@@ -167,9 +174,10 @@ def derive_spec(reference: pd.DataFrame, numeric: Sequence[str], categorical: Se
 
 
 def _bins(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    width = (spec.hi - spec.lo) / spec.bins
-    idx = np.floor((values - spec.lo) / width).astype(np.int64) + 1
-    idx = np.where(values >= spec.hi, spec.bins + 1, idx)  # the top edge belongs to the overflow bin
+    lo, hi = spec.bounds()
+    width = (hi - lo) / spec.bins
+    idx = np.floor((values - lo) / width).astype(np.int64) + 1
+    idx = np.where(values >= hi, spec.bins + 1, idx)  # the top edge belongs to the overflow bin
     return np.clip(idx, 0, spec.bins + 1)
 
 
@@ -301,7 +309,9 @@ def quantile(p: Profile, spec: ColumnSpec, q: float) -> float:
     """Quantile from the histogram (linear within a bin; overflow bins span to min/max)."""
     if p.hist is None or p.hist.sum() == 0:
         return float("nan")
-    edges = np.concatenate([[min(p.min, spec.lo)], spec.edges(), [max(p.max, spec.hi)]])
+    lo, hi = spec.bounds()
+    edges = np.concatenate([[lo if p.min is None else min(p.min, lo)], spec.edges(),
+                            [hi if p.max is None else max(p.max, hi)]])
     cdf = np.cumsum(p.hist) / p.hist.sum()
     i = int(np.searchsorted(cdf, q))
     prev = cdf[i - 1] if i > 0 else 0.0
@@ -343,7 +353,7 @@ def profile_spark(df: "DataFrame", spec: ProfileSpec, batch_rows: int = 200_000)
         from tracelake.monitors.drift.profiles import ProfileSpec, _encode, merge, profile_pandas
 
         local_spec = ProfileSpec.from_json(spec_json)
-        partials = []
+        partials: list[Profile] = []
         for batch in batches:
             # Strings as categoricals: their codes come from Arrow's dictionary, no Python strings.
             partials = merge(partials + profile_pandas(batch.to_pandas(strings_to_categorical=True), local_spec))
@@ -356,7 +366,10 @@ def profile_spark(df: "DataFrame", spec: ProfileSpec, batch_rows: int = 200_000)
     try:
         rows = df.select(*needed).mapInArrow(per_partition, _PARTIAL_SCHEMA).collect()
     finally:
-        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
+        if previous is None:
+            spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+        else:
+            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
     return merge([_decode(r.asDict()) for r in rows], top_k=spec.top_k)
 
 
@@ -368,7 +381,7 @@ def to_rows(profiles: Iterable[Profile], spec: ProfileSpec, *, table: str, granu
     rows = []
     for p in profiles:
         start = None if p.window_start is None else datetime.fromtimestamp(p.window_start, tz=timezone.utc)
-        end = None if start is None or not seconds else datetime.fromtimestamp(p.window_start + seconds, tz=timezone.utc)
+        end = None if start is None or not seconds else start + timedelta(seconds=seconds)
         rows.append({"table_name": table, "column_name": p.column, "kind": p.kind, "granularity": granularity,
                      "window_start": start, "window_end": end, "slice_key": p.slice_key, "slice_value": p.slice_value,
                      "spec_id": spec.spec_id, "count": p.count, "nulls": p.nulls, "sum": p.sum, "sum_sq": p.sum_sq,

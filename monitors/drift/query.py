@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tracelake.lineage import Lakehouse
+from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS
 from tracelake.lineage.record.delta_meta import latest_version
 from tracelake.lineage.query.flags import changed_since_previous
 from tracelake.lineage.query.graph import AuditIndex
-from tracelake.lineage.record.tables import read_version
 from tracelake.lineage.query.trace import LineageWalker, trace
 
 from tracelake.monitors.drift.statistics import DriftResult, compare_profiles
@@ -48,11 +48,15 @@ class DriftWindow:
 
 
 def _profiled_days(lake: Lakehouse, table: str) -> list[str]:
-    from pyspark.sql import functions as F
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
 
     path = lake.layout.table(PROFILES_TABLE)
-    df = lake.spark().read.format("delta").load(path).where(F.col("table_name") == table)
-    return sorted(r[0] for r in df.select("_tl_partition").distinct().collect())
+    if latest_version(path) is None:
+        return []
+    days = DeltaTable(path).to_pyarrow_dataset().to_table(columns=["_tl_partition"],
+                                                          filter=ds.field("table_name") == table)
+    return sorted(set(days.column("_tl_partition").to_pylist()))
 
 
 def parse_window(lake: Lakehouse, table: str, text: str) -> DriftWindow:
@@ -68,8 +72,8 @@ def parse_window(lake: Lakehouse, table: str, text: str) -> DriftWindow:
         return DriftWindow(f"{text} to {profiled[-1]}", tuple(days), tuple(profiled))
     try:
         if ".." in text:
-            start, end = text.split("..", 1)
-            return DriftWindow(text, tuple(days_between(start, end or profiled[-1])), tuple(profiled))
+            first, last = text.split("..", 1)
+            return DriftWindow(text, tuple(days_between(first, last or profiled[-1])), tuple(profiled))
         date.fromisoformat(text)
         return DriftWindow(text, (text,), tuple(profiled))
     except ValueError as exc:
@@ -87,12 +91,18 @@ class WindowDrift:
 
 
 def _read(lake: Lakehouse):
+    """Rows of a table version as pandas, read with delta-rs: the drift query starts no JVM."""
+    import pyarrow.dataset as ds
+    from deltalake import DeltaTable
+
     def read(table: str, version: int | None, partitions: Sequence[str] | None):
         path = lake.layout.table(table)
         v = latest_version(path) if version is None else version
         if v is None:
             raise LookupError(f"table {table} does not exist at {path}")
-        return read_version(lake.spark(), path, v, list(partitions) if partitions else None)
+        where = ds.field(PARTITION_COLUMN).isin(list(partitions)) if partitions else None
+        frame = DeltaTable(path, version=v).to_pyarrow_dataset().to_table(filter=where).to_pandas()
+        return frame.drop(columns=[c for c in RESERVED_COLUMNS if c in frame.columns])
     return read
 
 
@@ -103,7 +113,7 @@ def drift_of_window(lake: Lakehouse, target: DriftTarget, window: DriftWindow, r
         raise LookupError(f"{target.table} has no recorded profile bins for columns {', '.join(target.columns)}; "
                           "run the daily_drift job (re-materialise data_profiles) first")
     profiles_path = lake.layout.table(PROFILES_TABLE)
-    current = load_profiles(lake.spark(), profiles_path, target.table, spec, partitions=list(window.days))
+    current = load_profiles(profiles_path, target.table, spec, partitions=list(window.days))
     if not current:
         raise LookupError(f"no profiles of {target.table} in {window.label}; profiled days are listed by "
                           f"`tracelake sql \"SELECT DISTINCT _tl_partition FROM {PROFILES_TABLE}\"`")
@@ -118,10 +128,10 @@ def drift_of_window(lake: Lakehouse, target: DriftTarget, window: DriftWindow, r
     ref_profiles = None
     if ref.kind == "lineage":
         ref_df = reference_frame(read, ref, target)
-        results, ref_profiles = compute_drift(lake.spark(), target, spec, current, ref_df)
+        results, ref_profiles = compute_drift(target, spec, current, ref_df)
     else:
         # Baselines of the same table come from stored profiles: nothing is reread.
-        stored = load_profiles(lake.spark(), profiles_path, target.table, spec, partitions=list(ref.partitions or ()))
+        stored = load_profiles(profiles_path, target.table, spec, partitions=list(ref.partitions or ()))
         if not stored:
             raise LookupError(f"no profiles of {target.table} in the reference window {ref.description}")
         ref_profiles = merge(stored, window="all")

@@ -94,9 +94,9 @@ def _lineage_reference(lake: Lakehouse, index: "AuditIndex", table: str, partiti
                          f"{name} v{version}")
     for item in index.record(registrar)["inputs"]:
         if item.get("kind") == "table" and item["name"] == training_table:
-            parts = tuple(item.get("partitions") or ()) or None
-            where = f" {','.join(parts)}" if parts else ""
-            return Reference("lineage", training_table, int(item["version"]), parts,
+            read: tuple[str, ...] | None = tuple(item.get("partitions") or ()) or None
+            where = f" {','.join(read)}" if read else ""
+            return Reference("lineage", training_table, int(item["version"]), read,
                              f"{training_table}@v{item['version']}{where} (trained {name} v{version}, run {registrar})",
                              f"{name} v{version}")
     raise ReferenceNotFound(f"the run that registered {name} v{version} ({registrar}) read no {training_table}")
@@ -113,7 +113,7 @@ def resolve_reference(lake: Lakehouse, index: "AuditIndex", table: str, window_d
         days = [(start - timedelta(days=n - i)).isoformat() for i in range(n)]
         return Reference("previous", table, None, tuple(days), f"{table} {days[0]}..{days[-1]} (previous window)")
     if spec.startswith("fixed:") and ".." in spec:
-        start, end = spec[len("fixed:"):].split("..", 1)
-        days = days_between(start, end)
-        return Reference("fixed", table, None, tuple(days), f"{table} {start}..{end} (fixed baseline)")
+        first, last = spec[len("fixed:"):].split("..", 1)
+        days = days_between(first, last)
+        return Reference("fixed", table, None, tuple(days), f"{table} {first}..{last} (fixed baseline)")
     raise ValueError(f"unknown reference {spec!r}: use lineage, previous, or fixed:YYYY-MM-DD..YYYY-MM-DD")

@@ -13,13 +13,16 @@ def test_definitions_load_with_every_asset_job_schedule_and_resource():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {"raw_trips", "cleaned_trips", "trip_features", "trip_labels", "training_set", "tip_model",
-                    "tip_predictions", "model_evaluation", "data_profiles", "data_drift"}
+                    "tip_predictions", "model_evaluation", "data_profiles", "data_drift",
+                    "period_compliance_report", "model_compliance_report"}
     jobs = {j.name for j in defs.resolve_all_job_defs()}
     assert {"daily_etl", "weekly_training", "daily_inference", "daily_evaluation", "daily_drift", "monitoring",
             "audit_maintenance_job", "retention_verification_job"} <= jobs
     assert {"alert_channels"} <= set(defs.resources)
     schedules = {s.name for s in defs.schedules}
-    assert len(schedules) == 8
+    assert len(schedules) == 9
+    assert {"model_compliance_job", "monthly_compliance_job"} <= jobs
+    assert {s.name for s in defs.sensors} == {"new_model_version_sensor"}
     assert {"spark", "lakehouse", "mlflow", "delta_io_manager", "simulator"} <= set(defs.resources)
     from tracelake.assets import PIPELINE_ASSETS
     from tracelake.lineage.record.provenance import source_hash

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -26,6 +27,7 @@ class NumbersConfig(dg.Config):
 
 
 class VendorApiResource(dg.ConfigurableResource):
+    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = ("endpoint",)  # api_token is never recorded
     endpoint: str = "https://vendor.example"
     api_token: str = "tok-SECRET-0123456789"
 
@@ -136,10 +138,15 @@ def test_mlflow_run_links_back_with_params_metrics_and_datasets(home, spark):
     for d in mrun.inputs.dataset_inputs:
         tags = {t.key: t.value for t in d.tags}
         datasets[(d.dataset.name, tags["mlflow.data.context"])] = (json.loads(d.dataset.source), tags)
-    source, tags = datasets[("numbers", "input")]
-    assert source["path"] == rec["inputs"][0]["path"] and int(tags["tracelake.delta_version"]) == rec["inputs"][0]["version"]
-    source, tags = datasets[("doubled", "output")]
+    # The version is in the dataset's name (what MLflow's UI lists), in its Delta source and a tag.
+    inp = rec["inputs"][0]
+    source, tags = datasets[(f"numbers@v{inp['version']}", "input")]
+    assert source == {"path": inp["path"], "delta_table_version": inp["version"]} and tags["tracelake.table"] == "numbers"
+    source, tags = datasets[(f"doubled@v{rec['output_version']}", "output")]
     assert source["path"] == rec["output_path"] and int(tags["tracelake.delta_version"]) == rec["output_version"]
+    # ... and what the run read is in its Parameters.
+    assert mrun.data.params["input.numbers.version"] == str(inp["version"])
+    assert mrun.data.params["input.numbers.partitions"] == "2026-01-03..2026-01-03 (1)"
     assert lake.mlflow.find_run(run_id)[1] == rec["mlflow_run_id"]
 
 
@@ -221,10 +228,12 @@ def test_secrets_never_reach_the_audit_store_or_mlflow(home, spark, _shared_mlfl
             assert secret not in data, f"{secret!r} leaked into {path}"
     rec = records(home).query("component == 'numbers'").iloc[0]
     config = json.loads(rec["config_json"])
-    assert config["config"]["db_password"] == "***" and config["resources"]["vendor"]["api_token"] == "***"
-    assert config["resources"]["vendor"]["endpoint"] == "https://vendor.example"
+    assert config["config"]["db_password"] == "***"
+    assert config["resources"]["vendor"] == {"type": "VendorApiResource", "endpoint": "https://vendor.example",
+                                             "api_token": "<not recorded>"}
     params = MlflowClient(tracking_uri=lake.mlflow.tracking_uri).get_run(rec["mlflow_run_id"]).data.params
-    assert params["config.db_password"] == "***" and params["resources.vendor.api_token"] == "***"
+    assert params["config.db_password"] == "***" and params["resources.vendor.api_token"] == "<not recorded>"
+    assert params["resources.vendor.endpoint"] == "https://vendor.example"
 
 
 def test_every_recorded_version_is_readable_by_an_independent_delta_reader(home, spark):
