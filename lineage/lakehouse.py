@@ -8,31 +8,40 @@ root and process, so the journal connection, MLflow thread and Spark session are
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
-from pydantic import Field
-
-from tracelake.lineage.record.audit_store import AuditStore
-from tracelake.lineage.record.anchors import anchor_store
-from tracelake.lineage.record.journal import Journal
-from tracelake.lineage.record.listeners import RunListener
 from tracelake.lineage.layout import Layout
-from tracelake.lineage.record.mlflow_link import MlflowLink, MlflowResource, link_for
-from tracelake.lineage.record.recorder import Recorder
+from tracelake.lineage.record.anchors import anchor_store
+from tracelake.lineage.record.audit_store import AuditStore
+from tracelake.lineage.record.journal import Journal, open_journal
+from tracelake.lineage.record.listeners import RunListener
 from tracelake.lineage.settings import Settings, is_local_uri, load_settings, to_local_path
-from tracelake.lineage.spark import SparkResource, ensure_retention, get_spark
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+    from tracelake.lineage.record.mlflow_link import MlflowLink
+    from tracelake.lineage.record.mlflow_resource import MlflowResource
+    from tracelake.lineage.record.recorder import Recorder
+    from tracelake.lineage.spark import SparkResource
 
-__all__ = ["Lakehouse", "open_lakehouse", "forget_lakehouse", "LakehouseResource", "NotALakehouse",
-           "lakehouse_exists"]
+# Dagster, Spark and the recorder are imported where they are used, not here: every CLI process
+# imports this module, and the ones that only read the audit (trace, impact, runs ...) must start
+# without paying for them (Dagster alone is ~1 s of CPU). LakehouseResource (which needs Dagster)
+# lives in lakehouse_resource and is still importable from here (module __getattr__ below).
 
-_cache: dict[tuple, "Lakehouse"] = {}
+__all__ = [
+    "Lakehouse",
+    "LakehouseResource",
+    "NotALakehouse",
+    "forget_lakehouse",
+    "lakehouse_exists",
+    "open_lakehouse",
+]
+
+_cache: dict[tuple, Lakehouse] = {}
 _cache_lock = threading.Lock()
 
 
@@ -50,7 +59,9 @@ class Lakehouse:
     _recorder: Recorder | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def spark(self) -> "SparkSession":
+    def spark(self) -> SparkSession:
+        from tracelake.lineage.spark import ensure_retention, get_spark
+
         session = self.spark_resource.get_session() if self.spark_resource is not None else get_spark(self.settings)
         return ensure_retention(session, self.settings.retention_interval)
 
@@ -58,10 +69,14 @@ class Lakehouse:
     def mlflow(self) -> MlflowLink:
         if self.mlflow_resource is not None:
             return self.mlflow_resource.link(default_home=self.settings.home)
+        from tracelake.lineage.record.mlflow_link import link_for
+
         return link_for(self.settings)
 
     @property
     def recorder(self) -> Recorder:
+        from tracelake.lineage.record.recorder import Recorder
+
         with self._lock:
             if self._recorder is None:
                 self._recorder = Recorder(layout=self.layout, store=self.store, mlflow=self.mlflow,
@@ -110,7 +125,7 @@ def open_lakehouse(home: str | None = None, *, spark: SparkResource | None = Non
         if lake is None:
             layout = Layout.from_settings(settings)
             anchors = anchor_store(settings.home, settings.anchor_dir)
-            journal = Journal(settings.journal_dir, on_commit=anchors.note)
+            journal = open_journal(settings.journal_dir, settings.journal_url, settings.home, on_commit=anchors.note)
             store = AuditStore(layout, journal, settings.retention_interval)
             lake = Lakehouse(settings, layout, journal, store)
             # OpenLineage publishing, by configuration only (TRACELAKE_OPENLINEAGE, default on).
@@ -136,36 +151,10 @@ def forget_lakehouse(home: str | None = None) -> None:
             _cache.pop(key)
 
 
-class LakehouseResource(dg.ConfigurableResource):
-    """Resource key ``lakehouse``: the lakehouse root, its audit store and the recorder.
+def __getattr__(name: str) -> Any:
+    """``LakehouseResource`` is defined in ``lakehouse_resource`` (it needs Dagster; see above)."""
+    if name == "LakehouseResource":
+        from tracelake.lineage.lakehouse_resource import LakehouseResource
 
-    Every ``@component`` asks for it. Unset fields come from the environment (TRACELAKE_HOME,
-    TRACELAKE_RETENTION_DAYS, TRACELAKE_JOURNAL_DIR), so one definition runs locally and in
-    production unchanged.
-    """
-
-    # Recorded with each run (lineage/record/config_record.py); spark and mlflow by their own lists.
-    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = (
-        "home", "retention_days", "journal_dir", "digest_files", "flush_records", "flush_seconds", "spark", "mlflow")
-
-    home: str | None = Field(default=None, description="lakehouse root; default TRACELAKE_HOME or ./lakehouse")
-    retention_days: int | None = Field(default=None, description="history kept on every table; default 2555 (7 years)")
-    journal_dir: str | None = Field(default=None, description="durable audit journal; default <home>/_journal")
-    digest_files: bool = Field(default=True, description="hash the bytes of every written file (retention proofs)")
-    flush_records: int | None = Field(default=None, description="flush the journal to Delta at this many records")
-    flush_seconds: int | None = Field(default=None, description="... or when the oldest record is this old")
-    spark: SparkResource = Field(default_factory=SparkResource)
-    mlflow: MlflowResource = Field(default_factory=MlflowResource)
-
-    def open(self) -> Lakehouse:
-        return open_lakehouse(
-            self.home, spark=self.spark, mlflow=self.mlflow, digest_files=self.digest_files,
-            retention_days=self.retention_days, journal_dir=self.journal_dir,
-            flush_records=self.flush_records, flush_seconds=self.flush_seconds,
-        )
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # Flush in batches: the journal already made every record durable, and one Delta commit
-        # per record would cost more than the recording itself.
-        lake = self.open()
-        lake.store.flush_if_due(lake.settings.flush_records, lake.settings.flush_seconds)
+        return LakehouseResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,24 +18,33 @@ from __future__ import annotations
 import dataclasses
 import json
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracelake.lineage.record.redact import REDACTED, bound_text, is_secret_key, remember_secret, scrub_text
 from tracelake.lineage.record.runid import new_run_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-    from tracelake.lineage.query.graph import AuditIndex
     from tracelake.lineage.lakehouse import Lakehouse
+    from tracelake.lineage.query.graph import AuditIndex
     from tracelake.lineage.record.run import ComponentRun
 
-__all__ = ["CheckResult", "CheckContext", "DeclaredCheck", "evaluate_checks", "split_quarantine",
-           "check_result_rows", "quarantine_counts", "quarantine_rules", "VIOLATIONS_COLUMN",
-           "sanitized"]
+__all__ = [
+    "VIOLATIONS_COLUMN",
+    "CheckContext",
+    "CheckResult",
+    "DeclaredCheck",
+    "check_result_rows",
+    "evaluate_checks",
+    "quarantine_counts",
+    "quarantine_rules",
+    "sanitized",
+    "split_quarantine",
+]
 
 VIOLATIONS_COLUMN = "_tl_violations"
 
@@ -50,7 +59,7 @@ class DeclaredCheck(Protocol):
 
     def row_condition(self) -> str | None: ...
     def aggregates(self) -> dict[str, str]: ...
-    def evaluate(self, ctx: "CheckContext", stats: dict[str, Any]) -> "CheckResult": ...
+    def evaluate(self, ctx: CheckContext, stats: dict[str, Any]) -> CheckResult: ...
 
 
 @dataclass
@@ -76,7 +85,7 @@ class CheckContext:
     ``frame`` is exactly what would be written, without reserved columns or quarantined rows.
     """
 
-    def __init__(self, run: "ComponentRun", lake: "Lakehouse", frame: "DataFrame", rows: int,
+    def __init__(self, run: ComponentRun, lake: Lakehouse, frame: DataFrame, rows: int,
                  quarantined_rows: int = 0, produced_schema: list[tuple[str, str]] | None = None,
                  quarantined_by_rule: dict[str, int] | None = None):
         self.run = run
@@ -90,7 +99,7 @@ class CheckContext:
         self.produced_schema = produced_schema
 
     @cached_property
-    def index(self) -> "AuditIndex":
+    def index(self) -> AuditIndex:
         from tracelake.lineage.query.graph import AuditIndex
 
         return AuditIndex(self.lake)
@@ -208,7 +217,7 @@ def quarantine_rules(checks: Sequence[Any]) -> list[tuple[str, str]]:
     return out
 
 
-def split_quarantine(checks: Sequence[Any], df: "DataFrame") -> tuple["DataFrame", "DataFrame"] | None:
+def split_quarantine(checks: Sequence[Any], df: DataFrame) -> tuple[DataFrame, DataFrame] | None:
     """(rows that pass every quarantining test, rows that fail at least one, with the names of the
     tests they fail in ``_tl_violations``), or None when no test quarantines."""
     from pyspark.sql import functions as F
@@ -223,7 +232,7 @@ def split_quarantine(checks: Sequence[Any], df: "DataFrame") -> tuple["DataFrame
     return good, bad
 
 
-def quarantine_counts(bad: "DataFrame", rules: Sequence[str]) -> tuple[int, dict[str, int]]:
+def quarantine_counts(bad: DataFrame, rules: Sequence[str]) -> tuple[int, dict[str, int]]:
     """(rows quarantined, rows failing each rule) in one pass - a row can fail several rules."""
     from pyspark.sql import functions as F
 
@@ -233,9 +242,9 @@ def quarantine_counts(bad: "DataFrame", rules: Sequence[str]) -> tuple[int, dict
     return int(row["__all"]), {rule: int(row[f"r{i}"] or 0) for i, rule in enumerate(rules)}
 
 
-def check_result_rows(run: "ComponentRun", results: Sequence[CheckResult]) -> list[dict[str, Any]]:
+def check_result_rows(run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:
     """The ``check_results`` audit records of one run's tests (samples bounded, secrets scrubbed)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     results = [sanitized(r) for r in results]  # again, for results made elsewhere (cached scans: cheap)
     return [{
         "check_id": new_run_id(), "run_id": run.run_id, "component": run.component, "asset_key": run.asset_key,

@@ -26,14 +26,22 @@ MLflow, Dagster):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tracelake.lineage.record.redact import (
-    FROM_ENVIRONMENT, NOT_RECORDED, env_value_names, env_var_name, find_secrets, from_env, is_secret_key,
-    redact_mapping, remember_secret,
+    FROM_ENVIRONMENT,
+    NOT_RECORDED,
+    env_value_names,
+    env_var_name,
+    find_secrets,
+    from_env,
+    is_secret_key,
+    redact_mapping,
+    remember_secret,
 )
 
-__all__ = ["describe_config", "describe_resource", "recorded_fields", "RECORDED_FIELDS_ATTR"]
+__all__ = ["RECORDED_FIELDS_ATTR", "describe_config", "describe_resource", "recorded_fields"]
 
 RECORDED_FIELDS_ATTR = "tracelake_recorded_fields"
 _MAX_DEPTH = 4
@@ -46,10 +54,17 @@ def describe_config(config: Any, resources: dict[str, Any]) -> dict[str, Any]:
     if config is not None:
         raw = config.model_dump() if hasattr(config, "model_dump") else dict(config)
         out["config"] = redact_mapping(raw)
-    described = {key: describe_resource(value, key=key) for key, value in resources.items()}
+    described = {key: _describe_or_note(value, key) for key, value in resources.items()}
     if described:
         out["resources"] = redact_mapping(described)
     return out
+
+
+def _describe_or_note(resource: Any, key: str) -> dict[str, Any]:
+    try:
+        return describe_resource(resource, key=key)
+    except Exception as exc:  # a resource that cannot describe itself is noted, not fatal
+        return {"type": type(resource).__name__, "error": f"not described: {type(exc).__name__}"}
 
 
 def recorded_fields(resource: Any) -> tuple[str, ...]:

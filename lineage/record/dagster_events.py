@@ -4,10 +4,10 @@ the command that shows the full record, plus one asset check result per declared
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-
 from tracelake.lineage.record.checks import CheckResult, sanitized
 from tracelake.lineage.record.redact import redact_mapping, scrub_text
 from tracelake.lineage.record.run import ComponentRun, OutputRecord
@@ -15,16 +15,16 @@ from tracelake.lineage.record.run import ComponentRun, OutputRecord
 if TYPE_CHECKING:
     from tracelake.lineage.record.spec import ComponentSpec
 
-__all__ = ["materialize_result", "check_events"]
+__all__ = ["check_events", "materialize_result"]
 
 
-def _selected(context: dg.AssetExecutionContext, spec: "ComponentSpec", results: Sequence[CheckResult]) -> list[CheckResult]:
+def _selected(context: dg.AssetExecutionContext, spec: ComponentSpec, results: Sequence[CheckResult]) -> list[CheckResult]:
     """Only the checks this Dagster run selected (a job may select the asset without them)."""
     chosen = {k.name for k in context.selected_asset_check_keys if k.asset_key == spec.key}
     return [r for r in results if r.name in chosen]
 
 
-def _check_result(spec: "ComponentSpec", result: CheckResult, run_id: str) -> dg.AssetCheckResult:
+def _check_result(spec: ComponentSpec, result: CheckResult, run_id: str) -> dg.AssetCheckResult:
     result = sanitized(result)  # secrets out, samples bounded (a no-op for results evaluate_checks made)
     md: dict[str, Any] = {"tracelake_run_id": dg.MetadataValue.text(run_id)}
     if result.observed_value is not None:
@@ -46,7 +46,7 @@ def _check_result(spec: "ComponentSpec", result: CheckResult, run_id: str) -> dg
     )
 
 
-def check_events(context: dg.AssetExecutionContext, spec: "ComponentSpec", results: Sequence[CheckResult],
+def check_events(context: dg.AssetExecutionContext, spec: ComponentSpec, results: Sequence[CheckResult],
                  run_id: str) -> Iterator[dg.AssetCheckResult]:
     for r in _selected(context, spec, results):
         yield _check_result(spec, r, run_id)
@@ -102,7 +102,7 @@ def _safe_metadata(value: Any) -> Any:
     return value
 
 
-def materialize_result(context: dg.AssetExecutionContext, spec: "ComponentSpec", run: ComponentRun,
+def materialize_result(context: dg.AssetExecutionContext, spec: ComponentSpec, run: ComponentRun,
                        results: Sequence[CheckResult]) -> dg.MaterializeResult:
     output = run.output
     assert output is not None, "a succeeded run has an output"

@@ -20,21 +20,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
-
-import dagster as dg
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from tracelake.lineage.record.redact import redact_mapping, scrub_text
-from tracelake.lineage.settings import Settings, load_settings
+from tracelake.lineage.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["MlflowResource", "MlflowLink", "DatasetRef", "dataset_name", "flatten_params", "link_for"]
+__all__ = ["DatasetRef", "MlflowLink", "MlflowResource", "dataset_name", "flatten_params", "link_for"]
 
 log = logging.getLogger("tracelake.mlflow")
 for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service", "mlflow.store"):
@@ -88,7 +86,7 @@ def _flatten(config: Mapping[str, Any], prefix: str) -> dict[str, str]:
 class MlflowLink:
     """Process-wide handle on one MLflow tracking store (shared by every component run)."""
 
-    _instances: dict[tuple[str, str, int], "MlflowLink"] = {}
+    _instances: dict[tuple[str, str, int], MlflowLink] = {}
     _instances_lock = threading.Lock()
 
     def __init__(self, tracking_uri: str, ui_url: str, artifact_root: str | None, prefix: str):
@@ -110,7 +108,7 @@ class MlflowLink:
             self._init_store()
 
     @classmethod
-    def get(cls, tracking_uri: str, ui_url: str, artifact_root: str | None, prefix: str = "tracelake") -> "MlflowLink":
+    def get(cls, tracking_uri: str, ui_url: str, artifact_root: str | None, prefix: str = "tracelake") -> MlflowLink:
         key = (tracking_uri, prefix, os.getpid())  # a forked child needs its own thread
         with cls._instances_lock:
             link = cls._instances.get(key)
@@ -152,7 +150,7 @@ class MlflowLink:
         self._client.search_registered_models(max_results=1)
 
     @property
-    def client(self) -> "MlflowClient":
+    def client(self) -> MlflowClient:
         if self._client is None:
             raise RuntimeError("the MLflow store was not initialised")
         return self._client
@@ -268,33 +266,19 @@ def _drain_all_at_exit() -> None:
 atexit.register(_drain_all_at_exit)
 
 
-class MlflowResource(dg.ConfigurableResource):
-    """Resource key ``mlflow``: where component runs are tracked.
-
-    Default: a SQLite store inside the lakehouse (``$TRACELAKE_HOME/mlflow/mlflow.db``) with
-    artifacts next to it; set ``MLFLOW_TRACKING_URI`` (or ``tracking_uri``) for a server.
-    """
-
-    # Recorded with each run (lineage/record/config_record.py); a tracking URI is scanned for credentials.
-    tracelake_recorded_fields: ClassVar[tuple[str, ...]] = ("tracking_uri", "ui_url", "home", "experiment_prefix")
-
-    tracking_uri: str | None = Field(default=None, description="default MLFLOW_TRACKING_URI or SQLite in the lakehouse")
-    ui_url: str | None = Field(default=None, description="base URL for links; default TRACELAKE_MLFLOW_UI_URL")
-    home: str | None = Field(default=None, description="lakehouse root used for the default store")
-    experiment_prefix: str = Field(default="tracelake", description="experiments are named <prefix>/<component>")
-
-    def settings(self, default_home: str | None = None) -> Settings:
-        return load_settings(home=self.home or default_home, mlflow_tracking_uri=self.tracking_uri,
-                             mlflow_ui_url=self.ui_url)
-
-    def link(self, default_home: str | None = None) -> MlflowLink:
-        """The shared link; ``default_home`` (the lakehouse's root) places the default SQLite store."""
-        settings = self.settings(default_home)
-        return link_for(settings, self.experiment_prefix)
-
-
 def link_for(settings: Settings, prefix: str = "tracelake") -> MlflowLink:
     artifact_root = None
     if settings.mlflow_tracking_uri.startswith("sqlite:"):
         artifact_root = str(Path(settings.mlflow_tracking_uri[len("sqlite:///"):]).parent / "artifacts")
     return MlflowLink.get(settings.mlflow_tracking_uri, settings.mlflow_ui_url, artifact_root, prefix)
+
+
+def __getattr__(name: str) -> Any:
+    """``MlflowResource`` lives in ``mlflow_resource`` (it needs Dagster): importing this module -
+    which every process that records or reads the audit does - must not import Dagster, so a
+    ``tracelake trace`` process starts without it."""
+    if name == "MlflowResource":
+        from tracelake.lineage.record.mlflow_resource import MlflowResource
+
+        return MlflowResource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,12 +36,28 @@ import math
 import os
 import re
 import threading
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 __all__ = [
-    "REDACTED", "NOT_RECORDED", "FROM_ENVIRONMENT", "from_env", "env_var_name", "is_marker", "is_secret_key", "redact_mapping",
-    "redact_record", "redact_value", "scrub_text", "bound_text", "find_secrets", "remember_secret",
-    "env_value_names", "scrub_exception", "looks_random", "TRACELAKE_PATTERNS",
+    "FROM_ENVIRONMENT",
+    "NOT_RECORDED",
+    "REDACTED",
+    "TRACELAKE_PATTERNS",
+    "bound_text",
+    "env_value_names",
+    "env_var_name",
+    "find_secrets",
+    "from_env",
+    "is_marker",
+    "is_secret_key",
+    "looks_random",
+    "redact_mapping",
+    "redact_record",
+    "redact_value",
+    "remember_secret",
+    "scrub_exception",
+    "scrub_text",
 ]
 
 REDACTED = "***"
@@ -64,7 +80,8 @@ def env_var_name(value: Any) -> str | None:
 
 def is_marker(value: Any) -> bool:
     """True for the placeholders redaction itself writes (never scanned, never re-redacted)."""
-    return isinstance(value, str) and (value in (REDACTED, NOT_RECORDED, FROM_ENVIRONMENT) or bool(_FROM_ENV.match(value)))
+    return isinstance(value, str) and (value in (REDACTED, NOT_RECORDED, FROM_ENVIRONMENT)
+                                       or bool(_FROM_ENV.match(value)))
 
 
 # -- keys that name credentials ---------------------------------------------------------------
@@ -108,6 +125,9 @@ def is_secret_key(key: Any) -> bool:
 
 # -- values known to be secret ----------------------------------------------------------------
 _MAX_KNOWN = 10_000
+# Shorter values are not searched for in text: "demo" or "root" would be erased from every path
+# and message (they are still never recorded where they were given).
+_MIN_KNOWN = 6
 _known_secrets: set[str] = set()
 _known_version = 0
 _lock = threading.Lock()
@@ -120,7 +140,7 @@ def remember_secret(value: Any) -> None:
     global _known_version
     if isinstance(value, bytes):
         value = value.decode(errors="ignore")
-    if isinstance(value, str) and len(value) >= 4 and not is_marker(value) and value not in _known_secrets:
+    if isinstance(value, str) and len(value) >= _MIN_KNOWN and not is_marker(value) and value not in _known_secrets:
         with _lock:
             if len(_known_secrets) < _MAX_KNOWN:
                 _known_secrets.add(value)
@@ -131,7 +151,7 @@ class _Env:
     """The environment as redaction sees it; rebuilt only when the environment changed."""
 
     def __init__(self, items: tuple[tuple[str, str], ...]):
-        self.secret_values = frozenset(v for k, v in items if len(v) >= 6 and k not in _NOT_SECRET_ENV
+        self.secret_values = frozenset(v for k, v in items if len(v) >= _MIN_KNOWN and k not in _NOT_SECRET_ENV
                                        and _is_secret_key(k) and not v.startswith(("/", "~")))
         self.names = {v: k for k, v in items if len(v) >= 8}
 
@@ -157,10 +177,10 @@ def env_value_names(value: Any) -> str | None:
     return _environment().names.get(value)
 
 
-_known_matcher: tuple[tuple[int, int], "re.Pattern[str] | None"] = ((-1, -1), None)
+_known_matcher: tuple[tuple[int, int], re.Pattern[str] | None] = ((-1, -1), None)
 
 
-def _known_pattern(env: _Env) -> "re.Pattern[str] | None":
+def _known_pattern(env: _Env) -> re.Pattern[str] | None:
     """One regex for every known secret (longest first), rebuilt when one is added."""
     global _known_matcher
     key = (_known_version, id(env))
@@ -187,7 +207,7 @@ Replacement = Callable[["re.Match[str]"], str]
 
 def _keep(*groups: str) -> Replacement:
     """Replace the match by its named groups around ``***`` (the secret part)."""
-    def repl(m: "re.Match[str]") -> str:
+    def repl(m: re.Match[str]) -> str:
         parts = []
         for g in groups:
             parts.append(REDACTED if g == "*" else (m.group(g) or ""))
@@ -200,7 +220,7 @@ _HARMLESS_URL_USERS = {"git", "hg", "svn", "anonymous", "ftp"}
 _CONTAINER_SCHEMES = ("abfs://", "abfss://", "wasb://", "wasbs://", "gs://", "s3://", "s3a://")
 
 
-def _url_userinfo(m: "re.Match[str]") -> str:
+def _url_userinfo(m: re.Match[str]) -> str:
     scheme, userinfo = m.group("scheme"), m.group("userinfo")
     if ":" in userinfo:
         user, password = userinfo.split(":", 1)
@@ -215,7 +235,7 @@ def _url_userinfo(m: "re.Match[str]") -> str:
 _SKIP_VALUES = {"", "none", "null", "true", "false", "nil", "undefined", REDACTED}
 
 
-def _redact_assigned_values(pattern: "re.Pattern[str]", text: str) -> str:
+def _redact_assigned_values(pattern: re.Pattern[str], text: str) -> str:
     """Replace the values of ``key=value`` / ``key: value`` pairs whose key names a credential.
 
     The pattern consumes only ``key=`` (the value is matched in a lookahead), so a pair whose
@@ -251,7 +271,7 @@ def _token_ok(token: str) -> bool:
     return any(c.isdigit() for c in token) or "=" in token or (token.lower() != token and token.upper() != token)
 
 
-def _auth_scheme(m: "re.Match[str]") -> str:
+def _auth_scheme(m: re.Match[str]) -> str:
     return f"{m.group('head')}{REDACTED}" if _token_ok(m.group("token")) else m.group(0)
 
 
@@ -261,7 +281,7 @@ _URL_TAIL = r"[^\s'\"<>)\]]*[^\s'\"<>)\].,:;!?]"
 
 #: (name, pattern, replacement), applied in this order before detect-secrets runs (replacement
 #: None: the values of the pattern's ``key``/``value`` pairs, see ``_redact_assigned_values``).
-TRACELAKE_PATTERNS: list[tuple[str, "re.Pattern[str]", Replacement | None]] = [
+TRACELAKE_PATTERNS: list[tuple[str, re.Pattern[str], Replacement | None]] = [
     # A whole PEM private key (detect-secrets flags only its BEGIN line); no END: up to the end.
     ("pem private key", re.compile(
         r"(?P<begin>-{4,5} ?BEGIN (?P<label>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?) ?-{4,5})(?P<body>.*?)"
@@ -278,14 +298,17 @@ TRACELAKE_PATTERNS: list[tuple[str, "re.Pattern[str]", Replacement | None]] = [
     ("webhook path", re.compile(r"(?i)(?P<head>https?://[^\s/'\"<>]+/(?:[^\s/'\"<>?#]+/)*?(?:webhooks?|hooks)/)"
                                 r"(?=[^\s'\"<>)\]]{8,})" + _URL_TAIL), _keep("head", "*")),
     # A whole JWT (detect-secrets' pattern stops before the signature).
-    ("jwt", re.compile(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), lambda m: REDACTED),
+    ("jwt", re.compile(r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),
+     lambda m: REDACTED),
     # user:password@ and token@ in URLs (detect-secrets needs a non-empty user and a password).
     ("url credentials", re.compile(r"(?i)(?P<scheme>\b[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/'\"<>]+)@"),
      _url_userinfo),
     # Authorization headers and bare bearer/basic credentials.
     ("authorization header", re.compile(
         r"(?i)(?P<head>\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest|negotiate|"
-        r"sharedkey|apikey|sso-key)\s+)?)(?P<token>[^\s'\",;]{6,})"), _keep("head", "*")),
+        r"sharedkey|apikey|sso-key)\s+)?)"
+        r"(?!(?:bearer|basic|token|digest|negotiate|sharedkey|apikey|sso-key)\b|\*\*\*)(?P<token>[^\s'\",;]{6,})"),
+     _keep("head", "*")),
     ("bearer credential", re.compile(r"(?i)(?P<head>\b(?:bearer|basic)\s+)(?P<token>[A-Za-z0-9._~+/\-]{8,}=*)"),
      _auth_scheme),
     # key=value / key: value where the key names a credential - connection strings (ODBC Pwd=,
@@ -329,10 +352,32 @@ class _Library:
     """detect-secrets' plugins, used directly (no baseline, no settings, no network verification)."""
 
     def __init__(self) -> None:
-        from detect_secrets.plugins import (  # noqa: F401 - the package's plugin modules
-            artifactory, aws, azure_storage_key, basic_auth, cloudant, discord, github_token, gitlab_token,
-            high_entropy_strings, ibm_cloud_iam, ibm_cos_hmac, jwt, keyword, mailchimp, npm, openai, private_key,
-            pypi_token, sendgrid, slack, softlayer, square_oauth, stripe, telegram_token, twilio,
+        from detect_secrets.plugins import (  # the package's plugin modules
+            artifactory,
+            aws,
+            azure_storage_key,
+            basic_auth,
+            cloudant,
+            discord,
+            github_token,
+            gitlab_token,
+            high_entropy_strings,
+            ibm_cloud_iam,
+            ibm_cos_hmac,
+            jwt,
+            keyword,
+            mailchimp,
+            npm,
+            openai,
+            private_key,
+            pypi_token,
+            sendgrid,
+            slack,
+            softlayer,
+            square_oauth,
+            stripe,
+            telegram_token,
+            twilio,
         )
 
         # Every regex plugin of the library except public IPv4 addresses (not a credential).
@@ -417,7 +462,7 @@ def _entropy_limit(length: int) -> float:
 def _class_changes(token: str) -> float:
     def cls(c: str) -> int:
         return 0 if c.isupper() else 1 if c.islower() else 2 if c.isdigit() else 3
-    return sum(cls(a) != cls(b) for a, b in zip(token, token[1:])) / (len(token) - 1)
+    return sum(cls(a) != cls(b) for a, b in zip(token, token[1:], strict=False)) / (len(token) - 1)
 
 
 def looks_random(token: str) -> bool:
@@ -486,7 +531,7 @@ def find_secrets(text: str) -> list[str]:
         return []
     out, pieces = [], re.split(re.escape(REDACTED), scrubbed)
     pos = 0
-    for before, after in zip(pieces, pieces[1:]):
+    for before, after in zip(pieces, pieces[1:], strict=False):
         start = text.find(before, pos) + len(before) if before else pos
         end = text.find(after, start) if after else len(text)
         if end < start:
@@ -539,7 +584,7 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-def redact_mapping(data: Any, *, _parent_secret: bool = False) -> Any:
+def redact_mapping(data: Any) -> Any:
     """A deep, JSON-serialisable copy of ``data`` with secrets removed: values under keys that
     name credentials become ``***`` (and are remembered, so later text never shows them), strings
     are scanned, a string equal to an environment variable's value becomes
@@ -629,15 +674,22 @@ def scrub_exception(exc: BaseException | None) -> None:
         exc = exc.__cause__ or exc.__context__
 
 
+_MAX_EXCEPTION_TEXT = 20_000  # longer messages are cut (after scanning a window), not scanned whole
+
+
+def _scrub_exception_text(text: str) -> str:
+    return bound_text(text, _MAX_EXCEPTION_TEXT) or ""
+
+
 def _scrub_one(exc: BaseException) -> None:
     try:
-        args = tuple(scrub_text(a) if isinstance(a, str) else a for a in exc.args)
+        args = tuple(_scrub_exception_text(a) if isinstance(a, str) else a for a in exc.args)
         if args != exc.args:
             exc.args = args
-        for attr in ("strerror", "filename", "filename2", "msg", "reason"):
+        for attr in ("strerror", "filename", "filename2", "msg", "reason", "description"):
             value = getattr(exc, attr, None)
             if isinstance(value, str):
-                clean = scrub_text(value)
+                clean = _scrub_exception_text(value)
                 if clean != value:
                     try:
                         setattr(exc, attr, clean)
@@ -645,12 +697,12 @@ def _scrub_one(exc: BaseException) -> None:
                         pass
         notes = getattr(exc, "__notes__", None)
         if isinstance(notes, list):
-            exc.__notes__ = [scrub_text(n) if isinstance(n, str) else n for n in notes]
+            exc.__notes__ = [_scrub_exception_text(n) if isinstance(n, str) else n for n in notes]
         try:
             text = str(exc)
         except Exception:  # a broken __str__: nothing to show, nothing to leak
             return
-        clean = scrub_text(text) or ""
+        clean = _scrub_exception_text(text)
         if clean == text:
             return
         cls = type(exc)
