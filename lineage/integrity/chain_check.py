@@ -10,11 +10,11 @@ trimmed the journal) is the *same* record, never a gap or a duplicate: a crash i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import pyarrow as pa
-
 from tracelake.lineage.record.anchors import Anchor
 from tracelake.lineage.record.audit_store import AuditStore
 from tracelake.lineage.record.chain import chain_hash
@@ -50,14 +50,24 @@ def verify_chain(store: AuditStore, table: str, anchors: Sequence[Anchor] = ()) 
     report = ChainReport(table)
     key = store.schema_of(table).names[0]
     by_position: dict[tuple[str, int], dict[str, Any]] = {}
-    for row in chain_rows(store, table):
+    flushed_copies: dict[tuple[str, int], int] = {}
+    flushed = store.read_delta(table).to_pylist()
+    for n, row in enumerate(flushed + [e.row for e in store.journal.pending(table)]):
         position = (row["journal_id"], row["chain_seq"])
+        if n < len(flushed):
+            flushed_copies[position] = flushed_copies.get(position, 0) + 1
         seen = by_position.get(position)
         if seen is None:
             by_position[position] = row
         elif seen["record_hash"] != row["record_hash"]:
             report.problems.append(f"{table}: two different records hold position {row['chain_seq']} of chain "
                                    f"{row['journal_id'][:8]} ({seen[key]} and {row[key]})")
+    # A flush is idempotent (Delta app transactions), so a crash can leave a record flushed *and*
+    # journaled, never flushed twice: two identical Delta rows are a copy someone added.
+    for (journal_id, seq), copies in sorted(flushed_copies.items()):
+        if copies > 1:
+            report.problems.append(f"{table}: position {seq} of chain {journal_id[:8]} "
+                                   f"({by_position[(journal_id, seq)][key]}) is stored {copies} times (a duplicated record)")
     report.records = len(by_position)
     chains: dict[str, list[dict[str, Any]]] = {}
     for (journal_id, _), row in sorted(by_position.items()):

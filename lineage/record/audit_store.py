@@ -17,20 +17,19 @@ records of, and each table's schema is read from the journal or from the Delta t
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence, TypeAlias
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
-
 from tracelake.lineage.layout import Layout
-from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, COMPONENT_RUNS, AuditTable
+from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, COMPONENT_RUNS, CORE_AUDIT_TABLES, AuditTable
 from tracelake.lineage.record.chain import normalize_row
 from tracelake.lineage.record.failpoints import failpoint
 from tracelake.lineage.record.journal import Journal
@@ -62,6 +61,7 @@ class AuditStore:
         self.retention_interval = retention_interval
         self.storage_options = storage_options
         self._flush_thread_lock = threading.Lock()
+        self._core_ready = False
 
     # -- which tables, with which schema -------------------------------------------------------
     def path(self, table: TableRef) -> str:
@@ -80,8 +80,9 @@ class AuditStore:
 
     def _remote_table_names(self) -> list[str]:
         from pyarrow import fs as pafs
+        from tracelake.lineage.settings import arrow_filesystem
 
-        filesystem, root = pafs.FileSystem.from_uri(self.layout.audit_root)
+        filesystem, root = arrow_filesystem(self.layout.audit_root)
         infos = filesystem.get_file_info(pafs.FileSelector(root, allow_not_found=True))
         return [i.base_name for i in infos if i.type == pafs.FileType.Directory]
 
@@ -107,13 +108,9 @@ class AuditStore:
     # -- writing -----------------------------------------------------------------------------
     @contextmanager
     def _flush_lock(self) -> Iterator[None]:
-        lock_path = self.journal.directory / "flush.lock"
-        with self._flush_thread_lock, open(lock_path, "a+") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        # The journal knows its reach: an flock on one host, an advisory lock across machines.
+        with self._flush_thread_lock, self.journal.flush_lock():
+            yield
 
     def _app_id(self, table: str) -> str:
         return f"tracelake-journal-{self.journal.journal_id}-{table}"
@@ -141,11 +138,21 @@ class AuditStore:
                 todo = [e for e in entries if e.chain_seq > done]
                 last = entries[-1].chain_seq
                 if todo:
+                    self._ensure_core_tables()
                     self._append(table, path, [e.row for e in todo], app_id, last)
                 failpoint("flush_after_commit", table=table)
                 self.journal.drop_flushed(table, last)
                 written[table] = len(todo)
         return written
+
+    def _ensure_core_tables(self) -> None:
+        """The core's audit tables exist from a lakehouse's first flush on, so SQL can name every
+        one of them (``audit.flags`` before the first flag) without a reader ever writing."""
+        if self._core_ready:
+            return
+        for core in CORE_AUDIT_TABLES:
+            self.ensure_table(core)
+        self._core_ready = True
 
     def _append(self, table: str, path: str, rows: list[dict[str, Any]], app_id: str, last_seq: int) -> None:
         data = pa.Table.from_pylist(rows, schema=self.schema_of(table))

@@ -23,16 +23,18 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from tracelake.lineage.record.audit_tables import COMPONENT_RUNS, AuditTable
 from tracelake.lineage.record.chain import chain_hash, decode_payload, encode_payload, normalize_row
+from tracelake.lineage.record.errors_text import storage_problem
 
-__all__ = ["Journal", "JournalEntry", "OpenRun", "RunAlreadyFinished"]
+__all__ = ["Journal", "JournalEntry", "OpenRun", "RunAlreadyFinished", "open_journal"]
 
 log = logging.getLogger("tracelake.journal")
 
@@ -102,7 +104,14 @@ class Journal:
         self.path = self.directory / "journal.sqlite"
         self._local = threading.local()
         self._schemas_saved: dict[str, Any] = {}
-        self.journal_id = self._init()
+        try:
+            self.journal_id = self._init()
+        except sqlite3.Error as exc:  # SQLite says "unable to open database file": say why, before any run starts
+            problem = storage_problem(self.directory)
+            if problem is None:
+                raise
+            raise OSError(problem[0], f"{problem[1]}: the audit journal {self.path} cannot be written ({exc}); "
+                                      "no run can be recorded, so none can start") from exc
 
     # -- connection handling ---------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -176,7 +185,7 @@ class Journal:
             head = tx.execute("SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (name,)).fetchone()
             chain_seq = (head[0] + 1) if head else 0
             prev = head[1] if head else None
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for key, row in items:
                 record = dict(row)
                 record.update(journal_id=self.journal_id, chain_seq=chain_seq, prev_hash=prev,
@@ -276,6 +285,24 @@ class Journal:
         with self._tx() as tx:
             tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)", (key, value))
 
+    @contextmanager
+    def flush_lock(self) -> Iterator[None]:
+        """One flusher at a time on this host (an flock beside the journal file)."""
+        import fcntl
+
+        with open(self.directory / "flush.lock", "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextmanager
+    def table_lock(self, table_path: str) -> Iterator[None]:
+        """Nothing to hold: on a local filesystem Delta's own LogStore commits by atomic rename,
+        safe across processes (the PostgreSQL journal locks, for object stores)."""
+        yield
+
     def describe(self) -> dict[str, Any]:
         count, oldest = self.pending_stats()
         return {
@@ -286,3 +313,14 @@ class Journal:
             "open_runs": len(self.open_runs()),
         }
 
+
+def open_journal(directory: str | Path, url: str | None = None, namespace: str = "",
+                 on_commit: Callable[[str, str, int, str], None] | None = None) -> Journal:
+    """The journal the configuration names: PostgreSQL when ``url`` (``TRACELAKE_JOURNAL_URL``)
+    is set - durable off the worker's disk, shared by every machine (``journal_pg``) - else the
+    SQLite file in ``directory`` on this machine's disk (the embedded default)."""
+    if not url:
+        return Journal(directory, on_commit=on_commit)
+    from tracelake.lineage.record.journal_pg import PgJournal
+
+    return PgJournal(url, namespace, directory, on_commit=on_commit)  # type: ignore[return-value]

@@ -10,7 +10,10 @@ knowing them.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from tracelake.lineage.record.redact import scrub_text
 
 __all__ = ["RunListener", "notify"]
 
@@ -39,4 +42,5 @@ def notify(listeners: Sequence[RunListener], event: str, record: Any) -> None:
             method(record)
         except Exception as exc:  # a listener is never allowed to fail the run; the error is logged
             run_id = record.get("run_id") if isinstance(record, dict) else None
-            log.error("run listener %s failed on %s of run %s: %s", type(listener).__name__, event, run_id, exc)
+            log.error("run listener %s failed on %s of run %s: %s", type(listener).__name__, event, run_id,
+                      scrub_text(str(exc)))

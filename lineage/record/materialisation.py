@@ -21,13 +21,19 @@ A process killed anywhere leaves the open marker; reconciliation records it as a
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-
+from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.checks import (
-    CheckContext, CheckResult, evaluate_checks, quarantine_counts, quarantine_rules, split_quarantine,
+    CheckContext,
+    CheckResult,
+    evaluate_checks,
+    quarantine_counts,
+    quarantine_rules,
+    split_quarantine,
 )
 from tracelake.lineage.record.config_record import describe_config
 from tracelake.lineage.record.dagster_events import check_events, materialize_result
@@ -51,13 +57,13 @@ class _Skip(Exception):
 class _Batch:
     """What the run is about to write: the rows for the table, and the rows set aside."""
 
-    frame: "DataFrame"
+    frame: DataFrame
     produced: list[tuple[str, str]]          # (column, type) as the function produced them
     rows: int = 0
-    quarantine: "DataFrame | None" = None
+    quarantine: DataFrame | None = None
     quarantined: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
-    cached: list["DataFrame"] = field(default_factory=list)
+    cached: list[DataFrame] = field(default_factory=list)
 
     def release(self) -> None:
         for df in self.cached:
@@ -136,7 +142,7 @@ class Materialisation:
         )
 
     # -- 2 -------------------------------------------------------------------------------------
-    def read_inputs(self, run: ComponentRun) -> dict[str, "DataFrame"]:
+    def read_inputs(self, run: ComponentRun) -> dict[str, DataFrame]:
         frames = {}
         for param, key in self.spec.inputs.items():
             partitions = (list(self.context.asset_partition_keys_for_input(key.to_python_identifier()))
@@ -151,7 +157,7 @@ class Materialisation:
         return frames
 
     # -- 3 -------------------------------------------------------------------------------------
-    def call_function(self, run: ComponentRun, inputs: dict[str, "DataFrame"]) -> Any:
+    def call_function(self, run: ComponentRun, inputs: dict[str, DataFrame]) -> Any:
         params = self.spec.params
         call: dict[str, Any] = dict(inputs)
         if params.run:
@@ -179,6 +185,10 @@ class Materialisation:
             raise ValueError(f"@component {self.spec.name} declares lineage key column(s) {missing} that its "
                              f"output does not have (columns: {df.columns}); fix lineage_keys")
         produced = [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+        if not self.spec.checks and not self.spec.quarantines:
+            # Nothing reads the rows before the commit: no cache and no count (the record takes the
+            # row count from the commit's statistics) - one Spark job and a cache fewer per run.
+            return _Batch(df, produced)
         # Cached once: the tests, the quarantine split and the commit all read the same rows.
         df = df.persist()
         batch = _Batch(df, produced, cached=[df])
@@ -210,11 +220,18 @@ class Materialisation:
     # -- 6 -------------------------------------------------------------------------------------
     def commit(self, run: ComponentRun, batch: _Batch) -> None:
         spec = self.spec
-        if batch.quarantine is not None:
-            self.recorder.commit_quarantine(run, batch.quarantine, table=f"{spec.table}__quarantine",
-                                            mode=spec.write_mode, rows=batch.quarantined)
-        self.recorder.commit_output(run, batch.frame, table=spec.table, mode=spec.write_mode,
-                                    schema_policy=spec.schema_policy)
+        path = self.lake.layout.table(spec.table)
+        base = delta_meta.latest_version(path)
+        # One Spark driver commits to a table at a time (journal.table_lock: object stores). A
+        # run that waited there for another run's commit to its own partition loses (first wins).
+        with self.lake.journal.table_lock(path):
+            if batch.quarantine is not None:
+                self.recorder.commit_quarantine(run, batch.quarantine, table=f"{spec.table}__quarantine",
+                                                mode=spec.write_mode, rows=batch.quarantined)
+            out = self.recorder.commit_output(run, batch.frame, table=spec.table, mode=spec.write_mode,
+                                              schema_policy=spec.schema_policy)
+            if spec.write_mode == "partition" and run.partition_keys:
+                self.recorder._check_no_concurrent_partition_write(path, run, out.version, base, run.partition_keys)
 
     def reject(self, run: ComponentRun, batch: _Batch, gates: list[CheckResult]) -> dg.Failure:
         """A blocking test failed: keep the batch aside, commit nothing, fail the run."""
@@ -250,7 +267,7 @@ def _empty_schema(frame: Any) -> Any:
                        for f in arrow])
 
 
-def _to_spark(value: Any, spark_provider: Any, name: str) -> "DataFrame":
+def _to_spark(value: Any, spark_provider: Any, name: str) -> DataFrame:
     from pyspark.sql import DataFrame as SparkDataFrame
 
     if isinstance(value, SparkDataFrame):

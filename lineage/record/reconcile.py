@@ -14,20 +14,21 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
+from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.record import delta_meta
+from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
 from tracelake.lineage.record.errors_text import error_message
 from tracelake.lineage.record.journal import RunAlreadyFinished
 from tracelake.lineage.record.listeners import notify
-from tracelake.lineage.record.rollback import roll_back
-from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
-from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.record.mlflow_link import DatasetRef, flatten_params
+from tracelake.lineage.record.rollback import roll_back
 
-__all__ = ["reconcile_open_runs", "reconcile_dagster", "reconcile_mlflow", "ReconcileResult"]
+__all__ = ["ReconcileResult", "reconcile_dagster", "reconcile_mlflow", "reconcile_open_runs"]
 
 log = logging.getLogger("tracelake.reconcile")
 
@@ -90,7 +91,7 @@ def reconcile_open_runs(
             detail += _roll_back_landed(path, row, commit, record)
         else:
             detail += "; no output was committed"
-        ended = datetime.now(timezone.utc)
+        ended = datetime.now(UTC)
         started = row.get("started_at")
         record.update(status="abandoned", ended_at=ended, error_type="tracelake.Abandoned", error_message=detail,
                       duration_ms=(ended - started).total_seconds() * 1000 if started else None)

@@ -19,30 +19,31 @@ abandoned (and says whether its output commit landed), so a killed run never rea
 
 from __future__ import annotations
 
-from collections import deque
 import atexit
 import json
 import logging
 import os
 import socket
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.audit_tables import CHECK_RESULTS, COMPONENT_RUNS, METRICS
-from tracelake.lineage.record.audit_store import AuditStore
 from tracelake.lineage.layout import Layout
-from tracelake.lineage.record.mlflow_link import DatasetRef, MlflowLink, flatten_params
-from tracelake.lineage.record.rollback import roll_back
-from tracelake.lineage.record.provenance import git_state, library_versions
-from tracelake.lineage.record.redact import bound_text, redact_mapping, redact_record, scrub_exception, scrub_text
-from tracelake.lineage.record.checks import CheckResult, check_result_rows
-from tracelake.lineage.record.listeners import RunListener, notify
 from tracelake.lineage.openlineage.ids import openlineage_run_id
+from tracelake.lineage.record import delta_meta
+from tracelake.lineage.record.audit_store import AuditStore
+from tracelake.lineage.record.audit_tables import CHECK_RESULTS, COMPONENT_RUNS, METRICS
+from tracelake.lineage.record.checks import CheckResult, check_result_rows
+from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, MissingInputError
 from tracelake.lineage.record.errors_text import error_message, error_trace
 from tracelake.lineage.record.journal import RunAlreadyFinished
-from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, MissingInputError
+from tracelake.lineage.record.listeners import RunListener, notify
+from tracelake.lineage.record.mlflow_link import DatasetRef, MlflowLink, flatten_params
+from tracelake.lineage.record.provenance import git_state, library_versions
+from tracelake.lineage.record.redact import bound_text, redact_mapping, redact_record, scrub_exception, scrub_text
+from tracelake.lineage.record.rollback import roll_back
 from tracelake.lineage.record.run import ComponentRun, OutputRecord, RunTimings
 from tracelake.lineage.record.runid import new_run_id
 from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, read_version, write_commit
@@ -74,7 +75,7 @@ class Recorder:
     """Records component runs into the audit store, the data tables and MLflow."""
 
     def __init__(self, *, layout: Layout, store: AuditStore, mlflow: MlflowLink,
-                 spark_provider: Callable[[], "SparkSession"], digest_files: bool = True,
+                 spark_provider: Callable[[], SparkSession], digest_files: bool = True,
                  listeners: list[RunListener] | None = None):
         self.layout = layout
         self.listeners: list[RunListener] = listeners if listeners is not None else []
@@ -88,7 +89,7 @@ class Recorder:
         # The recorder's own cost per finished run, newest last (benchmarks, debugging overhead).
         self.recent_timings: deque[tuple[str, str, RunTimings]] = deque(maxlen=1000)
 
-    def spark(self) -> "SparkSession":
+    def spark(self) -> SparkSession:
         return self._spark_provider()
 
     # -- 1. begin --------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class Recorder:
             partition_key=partition_key, partition_keys=list(partition_keys) if partition_keys else None,
             dagster_run_id=dagster_run_id, code_version=code_version, source_hash=source_hash,
             source_path=source_path, owner=owner, tags=redact_mapping(dict(tags or {})),
-            config=redact_mapping(dict(config or {})), started_at=datetime.now(timezone.utc),
+            config=redact_mapping(dict(config or {})), started_at=datetime.now(UTC),
             lineage_keys={k: list(v) for k, v in lineage_keys.items()} if lineage_keys else None,
             planned_table=output_table, planned_mode=write_mode,
         )
@@ -147,7 +148,7 @@ class Recorder:
     # -- 2. inputs -------------------------------------------------------------------------------
     def read_input(self, run: ComponentRun, name: str, *, partitions: Sequence[str] | None = None,
                    version: int | None = None, path: str | None = None,
-                   allow_missing_partitions: bool = True, whole_if_unpartitioned: bool = False) -> "DataFrame":
+                   allow_missing_partitions: bool = True, whole_if_unpartitioned: bool = False) -> DataFrame:
         """Pin ``name`` at its newest version (or ``version``), record it, and read exactly that.
 
         ``partitions``: only those partitions (some may be missing, noted in the record; all
@@ -209,7 +210,7 @@ class Recorder:
         return self.mlflow.load_model(uri, flavor)
 
     # -- 4. output --------------------------------------------------------------------------------
-    def commit_output(self, run: ComponentRun, df: "DataFrame", *, table: str, mode: WriteMode,
+    def commit_output(self, run: ComponentRun, df: DataFrame, *, table: str, mode: WriteMode,
                       schema_policy: SchemaPolicy = "strict") -> OutputRecord:
         # MLflow must exist before data lands: a committed output always has a complete link.
         run._mlflow_ids()
@@ -244,7 +245,7 @@ class Recorder:
             table=table, path=path, version=commit.version, rows=rows, files=len(commit.adds),
             bytes=commit.bytes_added, partitions=list(partitions) if partitions else None,
             schema_hash=schema_hash, schema_json=schema_json, content_digest=digest, write_mode=mode,
-            schema=written.schema,
+            schema=written.schema, added_files=delta_meta.added_files(commit),
         )
         if mode == "partition" and not replace:
             # After run.output is set, so a failure here still records the version that landed.
@@ -252,7 +253,7 @@ class Recorder:
         run.timings.add("lineage_ms", t1)
         return run.output
 
-    def commit_quarantine(self, run: ComponentRun, df: "DataFrame", *, table: str, mode: WriteMode,
+    def commit_quarantine(self, run: ComponentRun, df: DataFrame, *, table: str, mode: WriteMode,
                           rows: int | None = None) -> OutputRecord | None:
         """Rows that failed a quarantining test: one commit to ``table`` (nothing is dropped).
 
@@ -301,7 +302,7 @@ class Recorder:
                     run.rolled_back_version = done.version
         return notes
 
-    def commit_rejected(self, run: ComponentRun, df: "DataFrame", *, table: str,
+    def commit_rejected(self, run: ComponentRun, df: DataFrame, *, table: str,
                         violations: Sequence[str]) -> OutputRecord | None:
         """A batch a blocking test refused: kept in ``table`` (one commit, nothing dropped).
 
@@ -365,7 +366,7 @@ class Recorder:
         next run, the end of the Dagster run, process exit) - and the open marker stays, so
         reconciliation records the run abandoned should the process die first.
         """
-        ended = datetime.now(timezone.utc)
+        ended = datetime.now(UTC)
         mlflow_ids: tuple[str, str] | None = None
         mlflow_error: BaseException | None = None
         try:
@@ -415,7 +416,9 @@ class Recorder:
         except RunAlreadyFinished:
             raise
         except Exception:
-            self.unwritten.append((run.run_id, failed))
+            # The newest record of the run replaces any older one still waiting (a refused
+            # succeed, then a refused fail after the rollback: the latter names the rollback).
+            self.unwritten = [(rid, rec) for rid, rec in self.unwritten if rid != run.run_id] + [(run.run_id, failed)]
             log.error("run %s: final record refused (%s); kept in memory and retried later", run.run_id,
                       scrub_text(str(refusal)))
             raise refusal from None
@@ -444,7 +447,7 @@ class Recorder:
         if run.output is not None:
             datasets.append(DatasetRef(run.output.table, run.output.path, run.output.version, "output",
                                        digest=run.output.content_digest[:16] or None, rows=run.output.rows))
-        tags = {**run.extra_tags, "tracelake.status": status}
+        tags = {**redact_mapping(run.extra_tags), "tracelake.status": status}  # a tag named like a credential: ***
         if run.output is not None:
             tags.update({"tracelake.output": f"{run.output.table}@v{run.output.version}",
                          "tracelake.output_rows": str(run.output.rows)})
@@ -472,7 +475,7 @@ class Recorder:
             "library_versions": library_versions(),
             "config_json": json.dumps(run.config, sort_keys=True, default=str),
             "owner": run.owner,
-            "tags": {**run.tags, **run.extra_tags},
+            "tags": redact_mapping({**run.tags, **run.extra_tags}),  # a tag named like a credential: ***
             "lineage_keys_json": json.dumps(run.lineage_keys, sort_keys=True) if run.lineage_keys else None,
             "inputs": run.inputs,
             "output_table": out.table if out else run.planned_table,
@@ -485,6 +488,7 @@ class Recorder:
             "output_schema_hash": out.schema_hash if out else None,
             "output_schema_json": out.schema_json if out else None,
             "content_digest": out.content_digest if out else None,
+            "output_added_files": out.added_files if out else None,
             "write_mode": out.write_mode if out else run.planned_mode,
             "quarantine_table": run.quarantine.table if run.quarantine else None,
             "quarantine_version": run.quarantine.version if run.quarantine and run.quarantine.version >= 0 else None,

@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from tracelake.lineage.record.redact import scrub_text
 from tracelake.lineage.record.runid import new_run_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
     from tracelake.lineage.record.recorder import Recorder
 
 __all__ = ["ComponentRun", "OutputRecord", "RunTimings", "current_run"]
 
-_current: contextvars.ContextVar["ComponentRun | None"] = contextvars.ContextVar("tracelake_current_run", default=None)
+_current: contextvars.ContextVar[ComponentRun | None] = contextvars.ContextVar("tracelake_current_run", default=None)
 _MLFLOW_WAIT_S = 300.0
 
 
-def current_run() -> "ComponentRun":
+def current_run() -> ComponentRun:
     """The component run executing in this thread (inside a ``@component`` body)."""
     run = _current.get()
     if run is None:
@@ -64,13 +64,14 @@ class OutputRecord:
     content_digest: str
     write_mode: str
     schema: Any = None  # pyspark StructType of what was written (for Dagster metadata)
+    added_files: list[dict[str, Any]] | None = None  # the commit's add actions (delta_meta.added_files)
 
 
 @dataclass
 class ComponentRun:
     """One materialisation of one component. User code gets it as ``run`` / ``current_run()``."""
 
-    recorder: "Recorder"
+    recorder: Recorder
     run_id: str
     component: str
     asset_key: str
@@ -114,7 +115,7 @@ class ComponentRun:
         """Metrics over a time window and slice (e.g. recall of one day's predictions for one
         zone), chained into ``audit.metrics`` with this run's id. ``component`` names what the
         metric is about when it is not this component (an evaluation scores the predictions)."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.recorder.record_metrics([{
             "metric_id": new_run_id(), "run_id": self.run_id, "component": component or self.component,
             "partition_key": self.partition_key, "source": source, "computed_at": now, **dict(r)} for r in rows])
@@ -123,7 +124,7 @@ class ComponentRun:
         self.extra_tags[str(key)] = scrub_text(str(value))
 
     @property
-    def spark(self) -> "SparkSession":
+    def spark(self) -> SparkSession:
         return self.recorder.spark()
 
     def _mlflow_ids(self) -> tuple[str, str]:
@@ -143,7 +144,7 @@ class ComponentRun:
         return self.recorder.mlflow.run_url(exp_id, run_id)
 
     def read_table(self, name: str, *, partitions: Sequence[str] | None = None, version: int | None = None,
-                   path: str | None = None) -> "DataFrame":
+                   path: str | None = None) -> DataFrame:
         """Read another lakehouse table, pinned and recorded as an input of this run."""
         return self.recorder.read_input(self, name, partitions=partitions, version=version, path=path)
 
@@ -157,14 +158,26 @@ class ComponentRun:
         mlflow.set_registry_uri(link.tracking_uri)
         flavor_module = getattr(mlflow, flavor)
         with mlflow.start_run(run_id=self.mlflow_run_id):
-            info = flavor_module.log_model(model, name="model", registered_model_name=registered_name,
-                                           input_example=input_example, **kwargs)
-        version = str(info.registered_model_version)
+            info = flavor_module.log_model(model, name="model", input_example=input_example, **kwargs)
+        version = self._register(registered_name, info.model_uri)
         ref = {"role": "registered", "name": registered_name, "version": version,
                "uri": f"models:/{registered_name}/{version}", "mlflow_run_id": self.mlflow_run_id}
         self.models.append(ref)
         self._describe_model_version(registered_name, version)
         return ref
+
+    def _register(self, name: str, model_uri: str) -> str:
+        """Register the logged model as a new version of ``name`` through the client, which says
+        nothing on stderr (``registered_model_name=`` prints two lines into every run's output)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.recorder.mlflow.client
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":   # another run registered it first: fine
+                raise
+        return str(client.create_model_version(name, model_uri, run_id=self.mlflow_run_id).version)
 
     def _describe_model_version(self, name: str, version: str) -> None:
         """Tags and a description on the registered version that say what it learned from, so the

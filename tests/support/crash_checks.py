@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
-__all__ = ["FIGURES", "Expect", "observe", "judge", "records_by_run"]
+__all__ = ["FIGURES", "Expect", "judge", "observe", "records_by_run"]
 
 FIGURES = ("records_lost", "records_duplicated", "false_successes", "failed_rows_visible", "rollback_unrecorded",
            "unreadable_versions", "left_running", "status_mismatch", "false_tamper_alarms", "root_cause_missing")
@@ -64,7 +65,6 @@ _RECORD_FIELDS = ("run_id", "status", "component", "partition_key", "output_tabl
 
 def observe(home: str, dagster_home: str | None = None) -> dict[str, Any]:
     from deltalake import DeltaTable
-
     from tracelake.lineage import open_lakehouse
     from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN
     from tracelake.lineage.query.sql import data_tables
@@ -78,7 +78,8 @@ def observe(home: str, dagster_home: str | None = None) -> dict[str, Any]:
     for table in lake.store.tables():
         data = lake.store.read_delta(table)
         if len(data):
-            positions = set(zip(data.column("journal_id").to_pylist(), data.column("chain_seq").to_pylist()))
+            positions = set(zip(data.column("journal_id").to_pylist(), data.column("chain_seq").to_pylist(),
+                                strict=True))
             duplicates[table] = len(data) - len(positions)
     tables: dict[str, Any] = {}
     for name, path in data_tables(lake).items():
@@ -111,7 +112,8 @@ def observe(home: str, dagster_home: str | None = None) -> dict[str, Any]:
             for row in data:
                 key = (row.get(PARTITION_COLUMN), row.get(RUN_ID_COLUMN))
                 counts[key] = counts.get(key, 0) + 1
-        info["latest_rows"] = [{"partition": p, "run_id": r, "rows": n} for (p, r), n in sorted(counts.items(), key=str)]
+        info["latest_rows"] = [{"partition": p, "run_id": r, "rows": n}
+                               for (p, r), n in sorted(counts.items(), key=str)]
     return {
         "home": home,
         "records": records,
@@ -218,14 +220,15 @@ def judge(observation: dict[str, Any], started: Iterable[str], expect: dict[str,
                                                 f"expected {want.error_type}")
             if want.landed is not None and (rec["output_version"] is not None) != want.landed:
                 found["status_mismatch"].append(f"run {run_id} ({want.note}): output version "
-                                                f"{rec['output_version']}, expected {'a' if want.landed else 'no'} landed commit")
+                                                f"{rec['output_version']}, expected "
+                                                f"{'a' if want.landed else 'no'} landed commit")
         table = tables.get(rec["output_table"] or "")
         version = rec["output_version"]
         if status == "succeeded":
             commit = table["commits"].get(str(version)) if table and version is not None else None
             if commit is None or commit["run_id"] != run_id:
                 found["false_successes"].append(f"run {run_id} succeeded but {rec['output_table']}@v{version} "
-                                                f"{'does not exist' if commit is None else 'names ' + str(commit['run_id'])}")
+                                                + ("does not exist" if commit is None else f"names {commit['run_id']}"))
         if status in ("failed", "abandoned") and table is not None:
             visible = sum(r["rows"] for r in table["latest_rows"] if r["run_id"] == run_id)
             if visible:
@@ -257,7 +260,7 @@ def judge(observation: dict[str, Any], started: Iterable[str], expect: dict[str,
         for partition, owners in parts.items():
             owner = newest.get((name, partition))
             if owner is None:
-                if not (name.endswith("__rejected") or name.endswith("__quarantine")):
+                if not name.endswith(("__rejected", "__quarantine")):
                     found["failed_rows_visible"].append(f"{name} partition {partition}: rows of {sorted(owners)} but "
                                                         "no run that succeeded wrote it")
                 continue
@@ -292,7 +295,8 @@ def judge(observation: dict[str, Any], started: Iterable[str], expect: dict[str,
         rec = recs[-1]
         dagster = observation["dagster"].get(rec["dagster_run_id"] or "")
         if dagster and rec["status"] in ("failed", "abandoned") and dagster["status"] not in ("FAILURE", "CANCELED"):
-            found["status_mismatch"].append(f"run {rec['run_id']} is {rec['status']}; its Dagster run is {dagster['status']}")
+            found["status_mismatch"].append(f"run {rec['run_id']} is {rec['status']}; "
+                                            f"its Dagster run is {dagster['status']}")
         for status in observation["mlflow"].get(rec["run_id"], []):
             if status == "RUNNING":
                 found["left_running"].append(f"MLflow run of {rec['run_id']} ({rec['status']}) is still RUNNING")
@@ -314,7 +318,7 @@ class Tally:
     """Figures summed over scenarios (the benchmark's table)."""
 
     kills: dict[str, int] = field(default_factory=dict)
-    figures: dict[str, int] = field(default_factory=lambda: {name: 0 for name in FIGURES})
+    figures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
     details: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in FIGURES})
 
     def add(self, scenario: str, found: dict[str, list[str]]) -> None:
@@ -323,5 +327,28 @@ class Tally:
             self.details[name] += [f"[{scenario}] {i}" for i in items]
 
 
+def verify_by_cli(home: str) -> dict[str, Any]:
+    """``tracelake --home HOME audit verify --json``, run by the CLI's own ``main`` in this process."""
+    import contextlib
+    import io
+
+    from tracelake.jobs.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["--home", home, "audit", "verify", "--json"])
+    payload = json.loads(out.getvalue())
+    if code not in (0, 1) or payload["ok"] != (code == 0):
+        raise RuntimeError(f"audit verify exited {code}: {out.getvalue()[-2000:]}")
+    return payload
+
+
 if __name__ == "__main__":
-    print(json.dumps(observe(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None), default=str))
+    # python crash_checks.py HOME DAGSTER_HOME [--verify]: the observation (and audit verify's
+    # answer, under "verify") as JSON, from a process that has nothing of the crash in memory.
+    args = [a for a in sys.argv[1:] if a != "--verify"]
+    verified = verify_by_cli(args[0]) if "--verify" in sys.argv else None
+    seen = observe(args[0], args[1] if len(args) > 1 else None)
+    if verified is not None:
+        seen["verify"] = verified
+    print(json.dumps(seen, default=str))

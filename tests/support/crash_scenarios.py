@@ -11,17 +11,30 @@ so Dagster runs are failed too), ``audit verify``, and the observation.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from crash_checks import Expect, judge, records_by_run
 from crash_lab import Lab, SmallDisk, Worker
 
-__all__ = ["Outcome", "build_base", "kill_matrix", "KILL_POINTS", "flush_kill", "racing_reconcilers",
-           "concurrent_writers", "full_disk", "read_only_journal", "external_session", "lost_history",
-           "inject_duplicate"]
+__all__ = [
+    "KILL_POINTS",
+    "Outcome",
+    "build_base",
+    "concurrent_writers",
+    "external_session",
+    "flush_kill",
+    "full_disk",
+    "inject_duplicate",
+    "kill_matrix",
+    "lost_history",
+    "racing_reconcilers",
+    "read_only_journal",
+]
 
 BASE_PARTITIONS = [f"2026-01-{d:02d}" for d in range(1, 9)]
 HORIZON = "interval 2555 days"
@@ -77,8 +90,8 @@ def _settle(lab: Lab, name: str, started: list[str], expect: dict[str, Expect], 
     if flush_first:
         flushed = lab.flush()
         facts["flush"] = {"returncode": flushed.returncode, "stdout": flushed.stdout, "stderr": flushed.stderr[-3000:]}
-    verify = lab.verify()
-    observation = lab.observe()
+    observation = lab.observe(verify=True)
+    verify = observation.pop("verify")
     found = judge(observation, started, expect, verify)
     return Outcome(name, lab, found, observation, verify, kills or {}, facts, time.monotonic() - t0)
 
@@ -131,8 +144,8 @@ def kill_matrix(base: Lab, root: Path, points: Sequence[tuple[str, str]] = KILL_
     again = lab.flush()
     assert again.returncode == 0, again
     out.facts["second_flush"] = again.json()
-    out.facts["verify_after_flush"] = lab.verify()
-    out.facts["observation_after_flush"] = lab.observe()
+    out.facts["observation_after_flush"] = lab.observe(verify=True)
+    out.facts["verify_after_flush"] = out.facts["observation_after_flush"].pop("verify")
     after = judge(out.facts["observation_after_flush"], started, expect, out.facts["verify_after_flush"])
     for figure, items in after.items():
         out.found[figure] += [f"(after a second flush) {i}" for i in items if i not in out.found[figure]]
@@ -143,7 +156,7 @@ def kill_matrix(base: Lab, root: Path, points: Sequence[tuple[str, str]] = KILL_
 def flush_kill(base: Lab, root: Path) -> Outcome:
     t0 = time.monotonic()
     lab = Lab.copy_of(base, root)
-    pending_before = lab.observe()["pending_journal_records"]
+    pending_before = lab.pending_records()
     worker = lab.start_cli("flush", "audit", "flush", failpoints="flush_after_commit=pause")
     try:
         worker.wait_marker(300, "flush_after_commit")
@@ -151,14 +164,14 @@ def flush_kill(base: Lab, root: Path) -> Outcome:
     finally:
         lab.kill_all()
     # Straight after the kill, before anything repairs it: the record reads whole and verify is clean.
-    verify_now = lab.verify()
-    seen_now = lab.observe()
+    seen_now = lab.observe(verify=True)
+    verify_now = seen_now.pop("verify")
     out = _settle(lab, "kill inside the audit flush", [], {}, t0, _kill_count([worker]))
     out.found["false_tamper_alarms"] += [f"(right after the kill) audit verify: {p}" for p in verify_now["problems"]]
     flushed = lab.flush()
     assert flushed.returncode == 0, flushed
-    final = lab.observe()
-    verify_final = lab.verify()
+    final = lab.observe(verify=True)
+    verify_final = final.pop("verify")
     after = judge(final, [], {}, verify_final)
     for figure, items in after.items():
         out.found[figure] += [f"(after a second flush) {i}" for i in items]
@@ -308,8 +321,9 @@ def full_disk(base: Lab, root: Path) -> Outcome:
         ("before_commit", None), ("after_commit", journal.fill), ("between_runs", journal.free),
         # the audit flush at the end of the Dagster run
         ("before_commit", None), ("after_commit", None), ("after_final", audit.fill), ("between_runs", audit.free),
-        # the anchor of the new chain head
-        ("before_commit", None), ("after_commit", anchors.fill), ("after_final", None), ("between_runs", anchors.free),
+        # the anchor of the new chain head: a line that only partly fits (the hardest case)
+        ("before_commit", None), ("after_commit", lambda: (_anchor_tail_short(lab), anchors.fill())),
+        ("after_final", None), ("between_runs", anchors.free),
         # a read-only lakehouse
         ("before_commit", tables.read_only), ("between_runs", tables.read_write),
         # the journal full after the commit, and the process killed before there is room again
@@ -354,7 +368,39 @@ def full_disk(base: Lab, root: Path) -> Outcome:
             disk.unmount()
     lost = [case for case, rid in by_case.items() if rid is None]
     out.found["records_lost"] += [f"{case}: no run started" for case in lost]
+    # Writes that are not the run's record say what went wrong in the log, root cause first.
+    for case, pattern in (("audit_flush", f"audit flush failed: {_NO_SPACE}"),
+                          ("anchor_write", rf"could not anchor component_runs position \d+: \[Errno 28\] {_NO_SPACE}")):
+        hits = [line for line in facts["log"].splitlines() if re.search(pattern, line)]
+        out.facts[f"{case}_log"] = hits
+        if not hits:
+            out.found["root_cause_missing"].append(f"{case}: no log line matching {pattern!r}")
     return out
+
+
+_PAD_ANCHORS = r'''
+import json, os, sys
+from tracelake.lineage import open_lakehouse
+from tracelake.lineage.record.anchors import anchor_store
+lake = open_lakehouse(sys.argv[1])
+store = anchor_store(lake.settings.home, lake.settings.anchor_dir)
+seq, record_hash = lake.journal.chain_head("component_runs")
+size = os.path.getsize(store.path) if store.path.exists() else 0
+for _ in range(400):
+    store.note("component_runs", lake.journal.journal_id, seq, record_hash)   # what `tracelake audit anchor` does
+    grown, size = os.path.getsize(store.path) - size, os.path.getsize(store.path)
+    room = -size % 4096
+    if 16 < room < grown - 16:
+        break
+print(json.dumps({"size": size, "room": room, "line": grown}))
+'''
+
+
+def _anchor_tail_short(lab: Lab) -> dict[str, Any]:
+    """Legitimately re-anchor the current head (as ``tracelake audit anchor`` does) until the
+    anchor file's last memory page has less room than one more line: on a full tmpfs the next
+    anchor write is then a *short* write - part of a line - not a clean ENOSPC."""
+    return json.loads(lab.python(_PAD_ANCHORS, str(lab.home)))
 
 
 def read_only_journal(base: Lab, root: Path, partition: str = "2026-01-28") -> Outcome:
@@ -362,7 +408,7 @@ def read_only_journal(base: Lab, root: Path, partition: str = "2026-01-28") -> O
     t0 = time.monotonic()
     lab = Lab.copy_of(base, root)
     journal = SmallDisk(lab.home / "_journal", "16m").mount()
-    before = {name: info["latest"] for name, info in lab.observe()["tables"].items()}
+    before = lab.table_versions()
     journal.read_only()
     try:
         worker = lab.start("ro-journal", ["numbers"], [partition])
@@ -376,6 +422,15 @@ def read_only_journal(base: Lab, root: Path, partition: str = "2026-01-28") -> O
     finally:
         journal.unmount()
     out.facts["tables_after"] = {name: info["latest"] for name, info in out.observation["tables"].items()}
+    failures = "\n".join(f for r in facts["result"]["runs"] for f in r["failures"])
+    if not re.search(r"OSError: \[Errno 30\] Read-only file system: the audit journal", failures):
+        out.found["root_cause_missing"].append(f"read-only journal: the step failure does not say so: "
+                                               f"{failures[-600:]}")
+    if any(r["success"] for r in facts["result"]["runs"]):
+        out.found["false_successes"].append("a run succeeded with a read-only journal")
+    if out.facts["tables_after"] != before or facts["started"]:
+        out.found["false_successes"].append(f"work was done without a record: tables {before} -> "
+                                            f"{out.facts['tables_after']}, runs started {facts['started']}")
     return out
 
 
@@ -400,8 +455,8 @@ def lost_history(base: Lab, root: Path) -> dict[str, Any]:
     ``tracelake retention verify`` must report both, not crash."""
     lab = Lab.copy_of(base, root)
     numbers = lab.home / "tables" / "numbers"
-    first = json.loads([line for line in (numbers / "_delta_log" / f"{0:020d}.json").read_text().splitlines()
-                        if '"add"' in line][0])["add"]["path"]
+    log = (numbers / "_delta_log" / f"{0:020d}.json").read_text().splitlines()
+    first = json.loads(next(line for line in log if '"add"' in line))["add"]["path"]
     from urllib.parse import unquote
 
     (numbers / unquote(first)).unlink()
@@ -409,4 +464,4 @@ def lost_history(base: Lab, root: Path) -> dict[str, Any]:
     log0 = numbers / "_delta_log" / f"{0:020d}.json"
     log0.unlink()
     gone_commit = lab.cli("retention", "verify", "--json")
-    return {"file": gone_file, "commit": gone_commit}
+    return {"file": gone_file, "commit": gone_commit, "verify": lab.verify()}
