@@ -14,15 +14,45 @@ import json
 import math
 import re
 import sys
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
-__all__ = ["CliError", "format_table", "emit", "add_json_flag", "add_home_flag", "short", "OneLineErrorParser",
-           "lake_for", "plural", "fmt_time", "progress_note",
-           "positive_int", "count_or_all", "int_in", "float_in", "non_negative_float", "iso_time", "iso_date", "check_span",
-           "run_id", "run_or_uuid", "run_or_table_version", "as_of", "drift_window", "drift_reference",
-           "table_name", "text_arg", "port", "output_dir", "MAX_WINDOW_DAYS"]
+__all__ = [
+    "MAX_WINDOW_DAYS",
+    "CliError",
+    "OneLineErrorParser",
+    "add_home_flag",
+    "add_json_flag",
+    "as_of",
+    "check_span",
+    "count_or_all",
+    "drift_reference",
+    "drift_window",
+    "emit",
+    "float_in",
+    "fmt_time",
+    "format_table",
+    "int_in",
+    "iso_date",
+    "iso_time",
+    "lake_for",
+    "non_negative_float",
+    "output_dir",
+    "output_file",
+    "plural",
+    "port",
+    "positive_int",
+    "progress_note",
+    "record_id",
+    "run_id",
+    "run_or_table_version",
+    "run_or_uuid",
+    "short",
+    "table_name",
+    "text_arg",
+]
 
 
 class CliError(Exception):
@@ -91,8 +121,8 @@ def _utc_text(value: Any) -> str | None:
             return None
         value = value.to_pydatetime()
     if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
     return None
 
 
@@ -302,35 +332,49 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
-def _run_id(text: str) -> str | None:
-    """The run id in ``text`` (upper-cased), or None when it cannot be one."""
+def _run_id_problem(text: str, what: str = "a Tracelake run id") -> str | None:
+    """Why ``text`` cannot be a run id (None when it can). Alert and flag ids have the same form."""
     value = (text or "").strip().upper()
-    if len(value) != 26 or any(c not in _CROCKFORD for c in value):
-        return None
-    if value[0] > "7":   # 48 bits of milliseconds: a first digit above 7 is after the year 10889
-        return None
-    return value
+    if len(value) != 26:
+        return f"is not {what}: ids have 26 characters, this has {len(value)}"
+    bad = sorted({c for c in value if c not in _CROCKFORD})
+    if bad:
+        return f"is not {what}: {''.join(bad)!r} never occurs in one (0-9 and A-Z without I, L, O, U)"
+    if value[0] > "7":   # 48 bits of milliseconds: the first character of a real id is 0-7
+        return f"is not {what}: its first 10 characters encode a time and start with 0-7"
+    return None
 
 
-_RUN_ID_HELP = "is not a Tracelake run id (26 characters, 0-9 and A-Z without I, L, O, U; list them with `tracelake runs`)"
+_LIST_RUNS = "; list run ids with `tracelake runs`"
 
 
 def run_id(text: str) -> str:
     """A Tracelake run id (ULID-style, 26 characters); alert and flag ids have the same form."""
-    value = _run_id(text)
-    if value is None:
-        raise _bad(text, _RUN_ID_HELP)
-    return value
+    problem = _run_id_problem(text)
+    if problem is not None:
+        raise _bad(text, problem + _LIST_RUNS)
+    return text.strip().upper()
+
+
+def record_id(what: str, listing: str) -> Callable[[str], str]:
+    """An alert or flag id (same form as a run id): ``record_id("an alert id", "tracelake alerts --status all")``."""
+    def parse(text: str) -> str:
+        problem = _run_id_problem(text, what)
+        if problem is not None:
+            raise _bad(text, f"{problem}; list them with `{listing}`")
+        return text.strip().upper()
+    parse.__name__ = what.replace(" ", "_")
+    return parse
 
 
 def run_or_uuid(text: str) -> str:
     """A Tracelake run id, or a run's OpenLineage run id (a UUID, as a lineage backend shows it)."""
     if _UUID.match((text or "").strip()):
         return text.strip().lower()
-    value = _run_id(text)
-    if value is None:
-        raise _bad(text, _RUN_ID_HELP.replace(" (26", " or an OpenLineage run id (UUID) (26"))
-    return value
+    problem = _run_id_problem(text)
+    if problem is not None:
+        raise _bad(text, problem + " (nor an OpenLineage run id, a UUID)" + _LIST_RUNS)
+    return text.strip().upper()
 
 
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -351,10 +395,9 @@ def run_or_table_version(text: str) -> str:
         if not _TABLE.match(table) or not version.isdigit():
             raise _bad(text, "is neither a run id nor TABLE@VERSION (e.g. cleaned_trips@14)")
         return f"{table}@{int(version)}"
-    found = _run_id(value)
-    if found is None:
+    if _run_id_problem(value) is not None:
         raise _bad(text, "is neither a run id nor TABLE@VERSION (e.g. cleaned_trips@14)")
-    return found
+    return value.upper()
 
 
 def as_of(text: str) -> str:
@@ -456,33 +499,57 @@ _SYSTEM = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
            "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/run", "/snap")
 
 
-def output_dir(text: str, *, force: bool, inside: str | None = None) -> Path:
+def _refuse_system(path: Path, raw: str, flag: str) -> None:
+    for system in _SYSTEM:
+        if path == Path(system) or Path(system) in path.parents:
+            raise CliError(f"{flag} {raw}: {system} is a system folder; write into a folder of your own")
+    if "_delta_log" in path.parts:
+        raise CliError(f"{flag} {raw} is inside a Delta log; write into a folder of your own")
+
+
+def output_file(text: str, *, force: bool, flag: str = "--out") -> Path:
+    """A file a command may write: not a folder, not in a system folder or a Delta log, and not
+    over an existing non-empty file unless ``force``."""
+    raw = (text or "").strip()
+    if not raw:
+        raise CliError(f"{flag} is empty: give a file to write")
+    path = Path(raw).expanduser().resolve()
+    _refuse_system(path, raw, flag)
+    if path.is_dir():
+        raise CliError(f"{flag} {raw} is a folder; give a file name (e.g. {raw.rstrip('/')}/events.jsonl)")
+    if path.exists() and path.stat().st_size > 0 and not force:
+        raise CliError(f"{flag} {raw} exists and is not empty; give a new file, or --force to replace it")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CliError(f"{flag} {raw}: {parent} is a file, so the file cannot be created")
+            break
+    return path
+
+
+def output_dir(text: str, *, force: bool, inside: str | None = None, flag: str = "--out") -> Path:
     """Where a command may write its files: a new or empty folder (a non-empty one only with
     ``force``), never a file, never inside the lakehouse ``inside``, never a system folder."""
     raw = (text or "").strip()
     if not raw:
-        raise CliError("--out is empty: give a folder to write into")
+        raise CliError(f"{flag} is empty: give a folder to write into")
     path = Path(raw).expanduser().resolve()
-    for system in _SYSTEM:
-        if path == Path(system) or Path(system) in path.parents:
-            raise CliError(f"--out {raw}: {system} is a system folder; write into a folder of your own")
-    if path == Path("/") or path == Path.home():
-        raise CliError(f"--out {raw}: that is {'the root folder' if path == Path('/') else 'your home folder'}; "
-                       "give a folder of its own, e.g. ./repro-<run>")
     if inside is not None and "://" not in inside:
         home = Path(inside).expanduser().resolve()
         if path == home or home in path.parents or path in home.parents:
-            raise CliError(f"--out {raw} is inside the lakehouse {home} (or holds it); write outside it")
-    if "_delta_log" in path.parts:
-        raise CliError(f"--out {raw} is inside a Delta log; write into a folder of your own")
+            raise CliError(f"{flag} {raw} is inside the lakehouse {home} (or holds it); write outside it")
+    _refuse_system(path, raw, flag)
+    if path == Path("/") or path == Path.home():
+        raise CliError(f"{flag} {raw}: that is {'the root folder' if path == Path('/') else 'your home folder'}; "
+                       "give a folder of its own, e.g. ./repro-<run>")
     if path.exists() and not path.is_dir():
-        raise CliError(f"--out {raw} is a file; give a folder (it is created if missing)")
+        raise CliError(f"{flag} {raw} is a file; give a folder (it is created if missing)")
     if path.is_dir() and any(path.iterdir()) and not force:
-        raise CliError(f"--out {raw} is not empty; give an empty or new folder, or --force to overwrite "
+        raise CliError(f"{flag} {raw} is not empty; give an empty or new folder, or --force to overwrite "
                        "the files this command writes there")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise CliError(f"--out {raw}: {parent} is a file, so the folder cannot be created")
+                raise CliError(f"{flag} {raw}: {parent} is a file, so the folder cannot be created")
             break
     return path

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import argparse
 
-from tracelake.lineage.cli_support import (CliError, add_json_flag, emit, float_in, format_table, lake_for, plural,
-                                          table_name)
+from tracelake.lineage.cli_support import (
+    CliError,
+    add_json_flag,
+    emit,
+    float_in,
+    format_table,
+    lake_for,
+    plural,
+    table_name,
+)
 
 __all__ = ["register"]
 
@@ -49,7 +57,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
     payload = {"ok": report.ok, "records": report.checked_records, "runs": report.checked_runs,
                "tables": report.tables, "problems": report.problems}
     human = (f"{'OK' if report.ok else 'PROBLEMS'}: {plural(report.checked_records, 'audit record')} in "
-             f"{plural(len(report.tables), 'chained table')} ({', '.join(f'{t} {n}' for t, n in report.tables.items())}), "
+             f"{plural(len(report.tables), 'chained table')} "
+             f"({', '.join(f'{t} {n}' for t, n in report.tables.items())}), "
              f"{plural(report.checked_runs, 'succeeded run')} checked against their tables")
     if report.external_runs:
         human += (f", {plural(report.external_runs, 'external run')} (received over OpenLineage) "
@@ -69,7 +78,6 @@ def _dagster_runs():
     if not os.environ.get("DAGSTER_HOME"):
         return None
     import dagster as dg
-
     from tracelake.lineage.record.dagster_runs import DagsterRuns
 
     return DagsterRuns(dg.DagsterInstance.get())

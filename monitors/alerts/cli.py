@@ -7,9 +7,17 @@ import argparse
 import sys
 from typing import Any
 
-from tracelake.lineage.cli_support import (CliError, add_json_flag, emit, fmt_time, format_table, lake_for, plural,
-                                          run_id, text_arg)
-
+from tracelake.lineage.cli_support import (
+    CliError,
+    add_json_flag,
+    emit,
+    fmt_time,
+    format_table,
+    lake_for,
+    plural,
+    record_id,
+    text_arg,
+)
 from tracelake.monitors.alerts.manager import AlertManager, summarize
 
 __all__ = ["register"]
@@ -58,7 +66,7 @@ def _recorded_at(manager: AlertManager) -> dict[str, Any]:
     if events.empty:
         return {}
     life = events[events["alert_id"].notna() & events["event"].isin(["opened", "repeated", "acknowledged", "resolved"])]
-    return {k: v for k, v in life.groupby("alert_id")["at"].max().items()}
+    return dict(life.groupby("alert_id")["at"].max().items())
 
 
 def _alerts(args: argparse.Namespace) -> int:
@@ -90,7 +98,8 @@ def _alerts(args: argparse.Namespace) -> int:
         r["last_seen_as_of"] = r["last_seen"]
         r["first_seen_as_of"] = r["first_seen"]
         r["recorded_at"] = recorded.get(r["alert_id"])
-    human = "\n".join(_describe(r) for r in rows) + f"\n({_CLOCKS})" if rows else f"no {status} alerts"
+    human = ("\n".join(_describe(r) for r in rows) + f"\n({_CLOCKS})" if rows
+             else "no alerts" if status == "all" else f"no {status} alerts")
     undelivered = [e for e in manager.pending_deliveries() if e.alert_id not in {r["alert_id"] for r in rows}]
     if undelivered:
         human += (f"\n{plural(len(undelivered), 'undelivered page')} of other alerts "
@@ -127,7 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_alerts)
     for name, help_text in (("ack", "acknowledge an open alert"), ("resolve", "resolve an alert by hand")):
         q = asub.add_parser(name, help=help_text)
-        q.add_argument("alert_id", type=run_id)
+        q.add_argument("alert_id", type=record_id("an alert id", "tracelake alerts --status all"))
         q.add_argument("--by", type=text_arg("--by"), help="who (default: your user name)")
         if name == "resolve":
             q.add_argument("--reason")
@@ -135,7 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.set_defaults(func=_alerts)
     q = asub.add_parser("resend", help="retry now every undelivered page (of one alert), with the channels "
                                         "configured in this environment; never re-sends a delivered page")
-    q.add_argument("alert_id", nargs="?", type=run_id)
+    q.add_argument("alert_id", nargs="?", type=record_id("an alert id", "tracelake alerts --status all"))
     q.add_argument("--by", type=text_arg("--by"), help="who (default: your user name)")
     add_json_flag(q)
     q.set_defaults(func=_alerts)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from tracelake.lineage.cli_support import CliError, add_json_flag, count_or_all, emit, format_table, lake_for, short
-
 from tracelake.lineage import CHECK_RESULTS
+from tracelake.lineage.cli_support import CliError, add_json_flag, count_or_all, emit, format_table, lake_for
 
 __all__ = ["register"]
 
@@ -35,12 +34,12 @@ def _checks(args: argparse.Namespace) -> int:
     rows = [] if frame.empty else frame.to_dict("records")
     for r in rows:
         r["result"] = "PASS" if r["passed"] else ("FAIL" if r["severity"] == "error" else "WARN")
-        r["observed"] = short(r.get("observed_text") or r.get("observed_value"), 40)
-    human = format_table(rows, ["evaluated_at", "component", "partition_key", "check_name", "result", "observed",
-                                "threshold_text"], {"observed": 40, "threshold_text": 24},
-                         {"evaluated_at": "evaluated", "partition_key": "partition", "check_name": "check",
-                          "threshold_text": "threshold"}) if rows else \
-        ("no failed or warned checks" if args.failed else "no check results")
+        r["observed"] = r.get("observed_text") or r.get("observed_value")
+    # Newest first; when each was evaluated is in --json (evaluated_at), the runs' times in `tracelake runs`.
+    human = format_table(rows, ["component", "partition_key", "check_name", "result", "observed", "threshold_text"],
+                         {"observed": 32, "threshold_text": 20, "check_name": 26},
+                         {"partition_key": "partition", "check_name": "check", "threshold_text": "threshold"}) \
+        if rows else ("no failed or warned checks" if args.failed else "no check results")
     emit(args, rows, human)
     return 0
 

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from tracelake.lineage.cli_support import (CliError, add_json_flag, drift_reference, drift_window, emit, format_table,
-                                          int_in, lake_for, plural)
-
+from tracelake.lineage.cli_support import (
+    CliError,
+    add_json_flag,
+    drift_reference,
+    drift_window,
+    emit,
+    format_table,
+    int_in,
+    lake_for,
+    plural,
+)
 from tracelake.monitors.drift.job import DriftTarget
-from tracelake.monitors.drift.query import default_report_dir, drift_of_window, explain_drift, parse_window
 from tracelake.monitors.drift.profiles import ALL
+from tracelake.monitors.drift.query import default_report_dir, drift_of_window, explain_drift, parse_window
 from tracelake.monitors.drift.references import ReferenceNotFound
 
-__all__ = ["register"]
+__all__ = ["register", "render_drift"]
 
 _COLUMNS = ["column", "slice", "ref_rows", "cur_rows", "method", "score", "threshold", "drifted", "detail"]
 _HEADERS = {"ref_rows": "ref rows", "cur_rows": "rows"}
@@ -34,8 +42,8 @@ def _multivariate_line(r) -> str:
     method = "domain-classifier AUC" if r.method == "domain_classifier_auc" else r.method
     score = "-" if r.score is None else f"{r.score:.2f}"
     threshold = "" if r.threshold is None else f" (threshold {r.threshold:g})"
-    return (f"multivariate (all columns): {method} {score}{threshold} {verdict} - "
-            f"{plural(r.ref_rows, 'reference row')} vs {plural(r.cur_rows, 'current row')} of the report samples")
+    return (f"multivariate (all columns): {method} {score}{threshold} {verdict} "
+            f"({r.ref_rows} vs {r.cur_rows} sampled rows)")
 
 
 def _select(results, slice_text: str | None):
@@ -50,7 +58,6 @@ def _slice_values(lake, table: str, key: str) -> list[str]:
     """The values of a slice key in the table's stored profiles (one column read, no Spark)."""
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
-
     from tracelake.lineage.record.delta_meta import latest_version
     from tracelake.monitors.drift.query import PROFILES_TABLE
 
@@ -101,6 +108,29 @@ def _explain_text(view: dict) -> str:
     return "\n".join(lines)
 
 
+def render_drift(table: str, window, drift, slice_text: str | None) -> tuple[dict, list[str]]:
+    """(JSON payload, human lines) of one window's drift. The multivariate score is not a column:
+    it gets its own line, and its own key in the JSON."""
+    rows = [_row(r) for r in _select(drift.results, slice_text)]
+    multivariate = [r for r in drift.results if r.kind == MULTIVARIATE]
+    payload = {"table": table, "window": window.label, "days": list(window.days),
+               "reference": drift.reference.as_dict(), "results": rows, "notes": drift.notes,
+               "multivariate": [{**_row(r), "column": None, "columns": "all"} for r in multivariate],
+               "report_html": drift.report.html_path if drift.report else None,
+               "report_json": drift.report.json_path if drift.report else None}
+    human = [f"{table} over {window.label} vs {drift.reference.description}",
+             format_table(rows, _COLUMNS, {"detail": 40, "slice": 28}, _HEADERS) if rows
+             else f"no results for slice {slice_text!r}"]
+    human += [_multivariate_line(r) for r in multivariate]
+    human += [f"note: {n}" for n in drift.notes]
+    if drift.report:
+        human.append(f"Evidently report: {drift.report.html_path} (snapshot {drift.report.json_path})")
+    else:
+        human.append("Evidently report: --report builds one for this window (the daily job's are linked from "
+                     "data_drift.report_html)")
+    return payload, human
+
+
 def register(sub: argparse._SubParsersAction, targets: Callable[[], Sequence[DriftTarget]]) -> None:
     """``targets`` returns the declared drift targets (the pipeline's, by default)."""
 
@@ -122,23 +152,7 @@ def register(sub: argparse._SubParsersAction, targets: Callable[[], Sequence[Dri
                                     sample_rows=args.sample_rows)
         except (LookupError, ValueError, ReferenceNotFound) as exc:
             raise CliError(str(exc).strip("'\"")) from None
-        rows = [_row(r) for r in _select(drift.results, args.slice)]
-        multivariate = [r for r in drift.results if r.kind == MULTIVARIATE]
-        payload = {"table": args.table, "window": window.label, "days": list(window.days),
-                   "reference": drift.reference.as_dict(), "results": rows, "notes": drift.notes,
-                   "multivariate": [{**_row(r), "column": None, "columns": "all"} for r in multivariate],
-                   "report_html": drift.report.html_path if drift.report else None,
-                   "report_json": drift.report.json_path if drift.report else None}
-        human = [f"{args.table} over {window.label} vs {drift.reference.description}",
-                 format_table(rows, _COLUMNS, {"detail": 40, "slice": 28}, _HEADERS) if rows
-                 else f"no results for slice {args.slice!r}"]
-        human += [_multivariate_line(r) for r in multivariate]
-        human += [f"note: {n}" for n in drift.notes]
-        if drift.report:
-            human.append(f"Evidently report: {drift.report.html_path} (snapshot {drift.report.json_path})")
-        else:
-            human.append("Evidently report: add --report to build one for this window; the daily job's reports "
-                         "are linked from the data_drift table (report_html)")
+        payload, human = render_drift(args.table, window, drift, args.slice)
         if args.explain:
             view = explain_drift(lake, drift)
             payload["explain"] = view
@@ -148,7 +162,8 @@ def register(sub: argparse._SubParsersAction, targets: Callable[[], Sequence[Dri
 
     p = sub.add_parser("drift", help="drift of a watched table over a window, per column (and slice)")
     p.add_argument("table", help="a watched table, e.g. trip_features, tip_predictions, trip_labels")
-    p.add_argument("--window", type=drift_window, default="1d", help="YYYY-MM-DD, START..END, START.., 7d, cumulative (default: newest day)")
+    p.add_argument("--window", type=drift_window, default="1d",
+                   help="YYYY-MM-DD, START..END, START.., 7d, cumulative (default: newest day)")
     p.add_argument("--reference", type=drift_reference, default="lineage",
                    help="lineage (the model's training data, default), previous, or fixed:START..END")
     p.add_argument("--slice", help="a slice key (all its values) or key=value, e.g. pickup_zone=Lakeside")

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-
 import argparse as _argparse
 
 from tracelake.lineage.cli_support import CliError, add_json_flag, emit, format_table, lake_for
-
-from tracelake.monitors.metrics.anomaly import RollingBand, SeasonalBand, detect
+from tracelake.monitors.metrics.anomaly import assess, default_rules
 from tracelake.monitors.metrics.history import metric_names, run_metric, window_metric
 
 __all__ = ["register"]
@@ -41,7 +39,8 @@ def _known_component(lake, component: str) -> None:
     metrics = lake.store.read(METRICS)
     known |= set(metrics["component"]) if not metrics.empty else set()
     if component not in known:
-        raise CliError(f"no component {component!r} has runs or metrics; components: {', '.join(sorted(known)) or 'none yet'}")
+        raise CliError(f"no component {component!r} has runs or metrics; components: "
+                       f"{', '.join(sorted(known)) or 'none yet'}")
 
 
 def _known_slice(lake, component: str, metric: str, key: str, value: str) -> None:
@@ -49,8 +48,8 @@ def _known_slice(lake, component: str, metric: str, key: str, value: str) -> Non
 
     frame = lake.store.read(METRICS)
     hit = frame[(frame["component"] == component) & (frame["metric"] == metric)] if not frame.empty else frame
-    slices = sorted({f"{k}={v}" for k, v in zip(hit["slice_key"], hit["slice_value"].astype(str)) if k != "all"}) \
-        if not hit.empty else []
+    pairs = zip(hit["slice_key"], hit["slice_value"].astype(str), strict=True) if not hit.empty else []
+    slices = sorted({f"{k}={v}" for k, v in pairs if k != "all"})
     if f"{key}={value}" not in slices:
         shown = ", ".join(slices[:12]) + (" ..." if len(slices) > 12 else "")
         raise CliError(f"{component} has no {metric} for slice {key}={value}; its slices: {shown or 'none'}")
@@ -81,10 +80,20 @@ def _metrics(args: argparse.Namespace) -> int:
     else:
         raise CliError(f"{args.component} has no metric {args.metric!r}; it has "
                        f"{', '.join(names['window'] + names['run'])}")
-    anomalies = {a.time: a for a in detect(series, [SeasonalBand(), RollingBand()])} if args.anomalies else {}
-    rows = [{"time": t, "value": v, "anomaly": anomalies[t].describe() if t in anomalies else ""}
-            for t, v in series.items()]
-    emit(args, rows, format_table(rows, ["time", "value", "anomaly"], {"anomaly": 90}) if rows else "no values")
+    if args.anomalies:
+        rows = [{"time": t, "value": v, "verdict": verdict, "anomaly": a.describe() if a else ""}
+                for t, v, verdict, a in assess(series, default_rules())]
+        columns = ["time", "value", "verdict", "anomaly"]
+    else:
+        rows = [{"time": t, "value": v} for t, v in series.items()]
+        columns = ["time", "value"]
+    text = format_table(rows, columns, {"anomaly": 90}) if rows else "no values"
+    if args.anomalies and rows:
+        flagged = sum(r["verdict"] == "anomaly" for r in rows)
+        learning = sum(r["verdict"] == "learning" for r in rows)
+        text += (f"\n{flagged} of {len(rows) - learning} judged points anomalous"
+                 + (f"; {learning} learning (no earlier same weekday yet)" if learning else ""))
+    emit(args, rows, text)
     return 0
 
 
@@ -93,6 +102,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("component")
     p.add_argument("--metric", help="which metric (omit to list them)")
     p.add_argument("--slice", type=_slice_arg, help="key=value, e.g. pickup_zone=Airport (window metrics)")
-    p.add_argument("--anomalies", action="store_true", help="mark anomalous points (seasonal and rolling rules)")
+    p.add_argument("--anomalies", action="store_true", help="judge each point against the same weekday of earlier weeks (first week: learning)")
     add_json_flag(p)
     p.set_defaults(func=_metrics)
