@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
 from pydantic import Field
-
 from tracelake.lineage.settings import Settings, load_settings
+from tracelake.lineage.spark_cluster import connect_session, is_connect, scale_out_conf, scale_out_jars
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SparkResource", "get_spark", "spark_conf", "delta_jars", "ensure_retention"]
+__all__ = ["SparkResource", "delta_jars", "ensure_retention", "get_spark", "spark_conf"]
 
 log = logging.getLogger("tracelake.spark")
 _lock = threading.Lock()
@@ -45,7 +46,7 @@ def spark_conf(settings: Settings, *, snapshot_partitions: int = 2, ui: bool = F
     conf = {
         "spark.master": settings.spark_master,
         "spark.app.name": "tracelake",
-        "spark.jars": ",".join(delta_jars(settings.jars_dir)),
+        "spark.jars": ",".join(delta_jars(settings.jars_dir) + scale_out_jars(settings)),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.driver.memory": settings.spark_driver_memory,
@@ -60,7 +61,10 @@ def spark_conf(settings: Settings, *, snapshot_partitions: int = 2, ui: bool = F
         # defaults (30 days of log, 7 days of removed files) would make old versions unreadable.
         "spark.databricks.delta.properties.defaults.logRetentionDuration": retention,
         "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": retention,
-        "spark.sql.warehouse.dir": f"{settings.home}/_spark_warehouse",
+        # The catalog lives in memory and every table is external (registered at its lakehouse
+        # location), so the warehouse only ever holds empty database folders: kept out of the
+        # lakehouse, so that asking a question never writes into it.
+        "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "tracelake-spark-warehouse"),
         # Pinned reads hand Spark explicit file lists (up to a few hundred); listing them in the
         # driver is milliseconds, a distributed listing job is seconds.
         "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
@@ -73,6 +77,7 @@ def spark_conf(settings: Settings, *, snapshot_partitions: int = 2, ui: bool = F
         conf["spark.driver.bindAddress"] = "127.0.0.1"
     if _LOG4J.exists():
         conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{_LOG4J}"
+    conf.update(scale_out_conf(settings))  # cluster master, s3a, TRACELAKE_SPARK_CONF (spark_cluster.py)
     return conf
 
 
@@ -81,7 +86,7 @@ _RETENTION_KEYS = ("spark.databricks.delta.properties.defaults.logRetentionDurat
 _retention_done: set[tuple[int, str]] = set()
 
 
-def ensure_retention(spark: "SparkSession", interval: str) -> "SparkSession":
+def ensure_retention(spark: SparkSession, interval: str) -> SparkSession:
     """Make every table this session creates keep its history for the horizon, whoever built the
     session (a notebook's, a cluster's): Delta's defaults would give new tables 30 days of log and
     7 days of removed files. Session-level SQL settings, set once per session."""
@@ -94,7 +99,7 @@ def ensure_retention(spark: "SparkSession", interval: str) -> "SparkSession":
     return spark
 
 
-def get_spark(settings: Settings | None = None, extra_conf: dict[str, str] | None = None) -> "SparkSession":
+def get_spark(settings: Settings | None = None, extra_conf: dict[str, str] | None = None) -> SparkSession:
     """The process's Spark session, created on first use."""
     from pyspark.sql import SparkSession
 
@@ -103,13 +108,17 @@ def get_spark(settings: Settings | None = None, extra_conf: dict[str, str] | Non
         if active is not None:
             return active
         settings = settings or load_settings()
+        if is_connect(settings.spark_master):
+            return connect_session(settings, settings.retention_interval)
         builder = SparkSession.builder
         for key, value in {**spark_conf(settings), **(extra_conf or {})}.items():
             builder = builder.config(key, value)
         log.info("starting Spark (%s) - this takes ~10 s on a small machine", settings.spark_master)
         if settings.spark_master.startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # Executors on any master start the Python named by the driver process's PYSPARK_PYTHON
+        # (spark.pyspark.python alone is not enough for a session built from Python).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
         return spark
@@ -140,7 +149,7 @@ class SparkResource(dg.ConfigurableResource):
             spark_shuffle_partitions=self.shuffle_partitions,
         )
 
-    def get_session(self) -> "SparkSession":
+    def get_session(self) -> SparkSession:
         extra = dict(self.extra_conf)
         if self.ui:
             extra["spark.ui.enabled"] = "true"

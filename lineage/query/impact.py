@@ -17,15 +17,20 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.graph import KeyPair
 from tracelake.lineage.query.slices import SliceError, key_strings
 from tracelake.lineage.query.walker import (
-    KeyMatch, LineageWalker, TraceEdge, TraceNode, concat_rows, group_by_run, model_node_id,
+    KeyMatch,
+    LineageWalker,
+    TraceEdge,
+    TraceNode,
+    concat_rows,
+    group_by_run,
+    model_node_id,
 )
 
-__all__ = ["impact", "ImpactResult", "parse_target"]
+__all__ = ["ImpactResult", "impact", "parse_target"]
 
 
 @dataclass
@@ -140,7 +145,7 @@ class _ForwardWalk:
         ids = list(labels)
         parts = sorted({p for c in ids for p in index.output_partitions(c)}) or None
         out_keys = [p.out for p in pairs]
-        found = self.walker.reader.rows(path, version, index.key_columns_of(index.meta(ids[0]).output_table),
+        found = self.walker.rows(path, version, index.key_columns_of(index.meta(ids[0]).output_table),
                                         partitions=parts, run_ids=ids, key_columns=out_keys, key_values=values)
         for child, part in group_by_run(found):
             sent = self.keys_followed.setdefault((run_id, child), set())

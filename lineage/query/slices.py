@@ -7,9 +7,10 @@ costs a process start and some Parquet reads, not a JVM.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -17,10 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
-
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
 
-__all__ = ["SliceReader", "TableAt", "key_strings", "resolve_as_of", "SliceError"]
+__all__ = ["SliceError", "SliceReader", "TableAt", "filter_keys", "key_strings", "plain_strings", "resolve_as_of"]
 
 _SEP = "\x1f"
 
@@ -48,7 +48,7 @@ def resolve_as_of(as_of: str | int | None) -> int | datetime | None:
     except ValueError:
         raise SliceError(f"--as-of {text!r} is neither a version number nor an ISO time "
                          "(e.g. 12 or 2026-01-20T06:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _first_commit_time(dt: DeltaTable) -> datetime | None:
@@ -59,7 +59,7 @@ def _first_commit_time(dt: DeltaTable) -> datetime | None:
     if oldest is None:
         return None
     stamp = delta_meta.read_commit(dt.table_uri, oldest).info.get("timestamp")
-    return None if stamp is None else datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)
+    return None if stamp is None else datetime.fromtimestamp(stamp / 1000, tz=UTC)
 
 
 def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
@@ -68,6 +68,18 @@ def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
     if len(parts) == 1:
         return parts[0]
     return pc.binary_join_element_wise(*parts, _SEP)
+
+
+def filter_keys(data: pa.Table, where: str, key_columns: Sequence[str] | None,
+                key_values: pa.Array | None) -> pa.Table:
+    """Rows whose composite key is one of ``key_values`` (a missing key column is said, once)."""
+    if key_columns:
+        missing = [c for c in key_columns if c not in data.column_names]
+        if missing:
+            raise SliceError(f"{where} has no column(s) {missing} declared as lineage keys")
+        if key_values is not None:
+            data = data.filter(pc.is_in(key_strings(data, key_columns), value_set=key_values))
+    return data
 
 
 class SliceReader:
@@ -155,8 +167,8 @@ class SliceReader:
             out: dict[str, dict[str, Any]] = {}
             if pinned is not None:
                 for name in actions.column_names:
-                    if name.startswith(("min.", "max.")) and pa.types.is_string(actions.schema.field(name).type) or \
-                            name.startswith(("min.", "max.")) and pa.types.is_large_string(actions.schema.field(name).type):
+                    if (name.startswith(("min.", "max.")) and pa.types.is_string(actions.schema.field(name).type)) or \
+                            (name.startswith(("min.", "max.")) and pa.types.is_large_string(actions.schema.field(name).type)):
                         out[name] = dict(zip(pinned.files, actions.column(name).to_pylist()))
             self._stats_cache[key] = out
         return self._stats_cache[key]
@@ -198,7 +210,7 @@ class SliceReader:
             raise SliceError(f"cannot evaluate --where {predicate!r} on {at.table}: {str(exc).splitlines()[0][:200]}") from None
         if available is not None and RUN_ID_COLUMN not in available and self._writers is not None:
             data = self._with_single_writer(at, data)
-        return _plain_strings(data)
+        return plain_strings(data)
 
     def rows(self, path: str, version: int, columns: Iterable[str], *, partitions: Sequence[str] | None = None,
              run_ids: Iterable[str] | None = None, key_columns: Sequence[str] | None = None,
@@ -240,14 +252,7 @@ class SliceReader:
                 part_filter = ds.field(PARTITION_COLUMN).isin(list(partitions))
                 flt = part_filter if flt is None else part_filter & flt
             data = dataset.to_table(columns=cols, filter=flt)
-        data = _plain_strings(data)
-        if key_columns:
-            missing = [c for c in key_columns if c not in data.column_names]
-            if missing:
-                raise SliceError(f"{path}@v{version} has no column(s) {missing} declared as lineage keys")
-            if key_values is not None:
-                data = data.filter(pc.is_in(key_strings(data, key_columns), value_set=key_values))
-        return data
+        return filter_keys(plain_strings(data), f"{path}@v{version}", key_columns, key_values)
 
 
     # -- tables written outside Tracelake (external runs: no _tl_run_id column) ----------------------
@@ -323,7 +328,7 @@ def _quote(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def _plain_strings(table: pa.Table) -> pa.Table:
+def plain_strings(table: pa.Table) -> pa.Table:
     """DataFusion returns string_view; pyarrow kernels and pandas want plain strings."""
     fields, cols = [], []
     for field, col in zip(table.schema, table.columns):

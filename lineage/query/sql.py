@@ -17,36 +17,31 @@ table functions that answer the lineage questions from SQL::
 from __future__ import annotations
 
 import json
+import os
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.record.audit_tables import CORE_AUDIT_TABLES
-from tracelake.lineage.lakehouse import Lakehouse
-from tracelake.lineage.settings import is_local_uri, to_local_path
 from tracelake.lineage.record.tables import read_version
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["sql_session", "register_tables", "reproduce", "reproduce_to", "data_tables"]
+__all__ = ["cli_session", "data_tables", "register_tables", "reproduce", "reproduce_to", "sql_session"]
 
 
 def data_tables(lake: Lakehouse) -> dict[str, str]:
     """Name -> path of every Delta table under ``tables/``."""
-    root = lake.layout.tables_root
-    if not is_local_uri(root):
-        raise NotImplementedError("listing tables of an object-store lakehouse needs the catalog; register them by name")
-    base = to_local_path(root)
-    if not base.exists():
-        return {}
-    return {p.name: lake.layout.table(p.name) for p in sorted(base.iterdir()) if (p / "_delta_log").is_dir()}
+    return {name: lake.layout.table(name) for name in lake.layout.delta_tables(lake.layout.tables_root)}
 
 
-def _register(spark: "SparkSession", database: str, name: str, path: str) -> None:
+def _register(spark: SparkSession, database: str, name: str, path: str) -> None:
     """External table ``database.name`` -> ``path`` (re-pointed if it was registered elsewhere)."""
     qualified = f"`{database}`.`{name}`"
-    if spark.catalog.tableExists(name, database):
+    if spark.catalog.tableExists(f"`{database}`.`{name}`"):
         location = spark.sql(f"DESCRIBE DETAIL {qualified}").collect()[0]["location"]
         if location.rstrip("/").removeprefix("file:") == path.rstrip("/").removeprefix("file:"):
             return
@@ -60,20 +55,37 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
+def _registered(spark: SparkSession) -> set[tuple[str, str]]:
+    """(database, table) of every table the session's catalog already holds: two statements, not
+    two per table (over Spark Connect each statement is a round trip)."""
+    found = set()
+    for database in ("default", "audit"):
+        for row in spark.sql(f"SHOW TABLES IN {database}").collect():
+            if not row["isTemporary"]:
+                found.add((database, row["tableName"]))
+    return found
+
+
+def register_tables(lake: Lakehouse, spark: SparkSession, *, trust_registered: bool = False) -> list[str]:
+    """Register every table by name. ``trust_registered``: a name the catalog already holds is
+    taken as is (a Connect server started for this lakehouse registered it; locations are not
+    re-checked, and the ``inputFiles()`` guard still refuses any file outside the lakehouse)."""
     from deltalake import DeltaTable
 
+    spark.sql("CREATE DATABASE IF NOT EXISTS audit")
+    known = _registered(spark) if trust_registered else set()
     names = []
     for name, path in data_tables(lake).items():
-        _register(spark, "default", name, path)
+        if ("default", name) not in known:
+            _register(spark, "default", name, path)
         names.append(name)
-    spark.sql("CREATE DATABASE IF NOT EXISTS audit")
     for table in CORE_AUDIT_TABLES:  # the core's tables always resolve, even before their first record
         lake.store.ensure_table(table)
     for name in lake.store.tables():
         path = lake.store.path(name)
-        if DeltaTable.is_deltatable(path):
-            _register(spark, "audit", name, path)
+        if ("audit", name) in known or DeltaTable.is_deltatable(path):
+            if ("audit", name) not in known:
+                _register(spark, "audit", name, path)
             names.append(f"audit.{name}")
     spark.sql("""
         CREATE OR REPLACE TEMPORARY VIEW run_inputs AS
@@ -85,7 +97,7 @@ def register_tables(lake: Lakehouse, spark: "SparkSession") -> list[str]:
     return names
 
 
-def _udtfs(spark: "SparkSession", home: str) -> None:
+def _udtfs(spark: SparkSession, home: str) -> None:
     from pyspark.sql.functions import udtf
     from pyspark.sql.udtf import UserDefinedTableFunction
 
@@ -118,17 +130,73 @@ def _udtfs(spark: "SparkSession", home: str) -> None:
         spark.udtf.register(name, cast(UserDefinedTableFunction, udtf(cls, returnType=schema)))
 
 
-def sql_session(lake: Lakehouse) -> "SparkSession":
-    """The Spark session with every table registered by name (the journal is flushed first)."""
+def sql_session(lake: Lakehouse, url: str | None = None) -> SparkSession:
+    """The Spark session with every table registered by name (the journal is flushed first):
+    this process's own, or a session on the Spark Connect server at ``url``."""
     lake.flush()
-    spark = lake.spark()
-    register_tables(lake, spark)
+    if url is None:
+        spark = lake.spark()
+        register_tables(lake, spark)
+    else:
+        from tracelake.lineage.connect import connect
+
+        spark = connect(url)
+        register_tables(lake, spark, trust_registered=True)
     _udtfs(spark, lake.settings.home)
     return spark
 
 
-def ask(lake: Lakehouse, spark: "SparkSession", query: str, *, admin: bool = False,
-        reason: str | None = None, actor: str | None = None) -> "DataFrame | None":
+def cli_session(lake: Lakehouse, note: Any = None) -> SparkSession:
+    """What `tracelake sql` asks: the lakehouse's Spark Connect server when one is up (seconds),
+    else a session of its own - after saying, through ``note``, that Spark is starting and about
+    how long that took last time."""
+    from tracelake.lineage.connect import running_server
+
+    url = running_server(lake.settings)
+    if url is not None:
+        return sql_session(lake, url)
+    stamp = _start_stamp(lake)
+    last = _read_seconds(stamp)
+    if note is not None:
+        note(f"tracelake: starting Spark (about {last or 20:.0f} s; `tracelake spark-sql --serve` keeps one "
+             "running for the next questions)...")
+    import time
+
+    started = time.monotonic()
+    spark = sql_session(lake)
+    _write_seconds(stamp, time.monotonic() - started)
+    return spark
+
+
+def _start_stamp(lake: Lakehouse) -> Path | None:
+    """How long Spark took to start last time on this machine: a courtesy estimate kept in the
+    user's cache, never in the lakehouse (a question must not write into what it asks about)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(cache) / "tracelake"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder / "spark_sql_start_seconds"
+
+
+def _read_seconds(path: Path | None) -> float | None:
+    try:
+        return float(path.read_text()) if path is not None else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_seconds(path: Path | None, seconds: float) -> None:
+    try:
+        if path is not None:
+            path.write_text(f"{seconds:.1f}")
+    except OSError:  # a read-only lakehouse: the estimate is only a courtesy
+        pass
+
+
+def ask(lake: Lakehouse, spark: SparkSession, query: str, *, admin: bool = False,
+        reason: str | None = None, actor: str | None = None) -> DataFrame | None:
     """Run ``query`` through the SQL guard (see ``sql_guard``); returns the last question's rows.
 
     A question is also checked for the files it would read: every one must lie under the
@@ -137,7 +205,7 @@ def ask(lake: Lakehouse, spark: "SparkSession", query: str, *, admin: bool = Fal
     """
     import getpass
     import socket
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tracelake.lineage.query.sql_guard import SqlRefused, judge
     from tracelake.lineage.record.audit_tables import ADMIN_ACTIONS
@@ -162,21 +230,21 @@ def ask(lake: Lakehouse, spark: "SparkSession", query: str, *, admin: bool = Fal
             continue
         action = {"action_id": new_run_id(), "action": "sql", "statement": statement.text, "reason": reason,
                   "actor": actor or getpass.getuser(), "host": socket.gethostname(), "outcome": "started",
-                  "at": datetime.now(timezone.utc)}
+                  "at": datetime.now(UTC)}
         lake.journal.append(ADMIN_ACTIONS, action["action_id"], action)
         try:
             result = spark.sql(statement.text)
             result.collect()
         except Exception as exc:
             lake.journal.append(ADMIN_ACTIONS, new_run_id(), {**action, "action_id": new_run_id(),
-                                "outcome": f"failed: {str(exc).splitlines()[0][:300]}", "at": datetime.now(timezone.utc)})
+                                "outcome": f"failed: {str(exc).splitlines()[0][:300]}", "at": datetime.now(UTC)})
             raise
         lake.journal.append(ADMIN_ACTIONS, new_run_id(), {**action, "action_id": new_run_id(), "outcome": "succeeded",
-                                                          "at": datetime.now(timezone.utc)})
+                                                          "at": datetime.now(UTC)})
     return result
 
 
-def _input_files(frame: "DataFrame") -> list[str]:
+def _input_files(frame: DataFrame) -> list[str]:
     try:
         return list(frame.inputFiles())
     except Exception as exc:  # e.g. a SHOW/DESCRIBE plan with no files: nothing to check
@@ -185,7 +253,7 @@ def _input_files(frame: "DataFrame") -> list[str]:
         raise
 
 
-def reproduce(lake: Lakehouse, run_id: str, spark: "SparkSession | None" = None) -> dict[str, Any]:
+def reproduce(lake: Lakehouse, run_id: str, spark: SparkSession | None = None) -> dict[str, Any]:
     """The exact inputs a run read: {input name: Spark DataFrame at the recorded version and
     partitions}; model inputs map to their ``models:/`` URI."""
     rec = AuditIndex(lake).record(run_id)
@@ -210,10 +278,9 @@ def _file_name(name: str) -> str:
 
 def reproduce_to(lake: Lakehouse, run_id: str, directory: str) -> dict[str, Any]:
     """Save a run's exact inputs as Parquet under ``directory`` with a manifest (no Spark needed)."""
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
-    import pyarrow.dataset as ds
-
     from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS
 
     rec = AuditIndex(lake).record(run_id)
@@ -237,3 +304,17 @@ def reproduce_to(lake: Lakehouse, run_id: str, directory: str) -> dict[str, Any]
                                    "file": str(file)})
     (target / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
+
+
+def serve_lakehouse(lake: Lakehouse, port: int) -> int:
+    """`tracelake spark-sql --serve`: the lakehouse's Spark Connect server in the foreground. Before
+    it publishes its address it registers every table and answers one query (Delta, the catalog
+    and the JIT warmed), so the first real question costs a question, not a start-up."""
+    from tracelake.lineage.connect import serve
+
+    def warm_up(url: str) -> None:
+        spark = sql_session(lake, url)
+        spark.sql("SELECT count(*) FROM audit.component_runs").collect()
+        spark.stop()
+
+    return serve(lake.settings, port, warm_up=warm_up)

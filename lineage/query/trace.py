@@ -20,16 +20,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
 from tracelake.lineage.query.graph import KeyPair
 from tracelake.lineage.query.slices import TableAt, key_strings, resolve_as_of
 from tracelake.lineage.query.walker import (
-    KeyMatch, LineageWalker, TraceEdge, TraceNode, concat_rows, group_by_run, model_node_id,
+    KeyMatch,
+    LineageWalker,
+    TraceEdge,
+    TraceNode,
+    concat_rows,
+    group_by_run,
+    model_node_id,
 )
 
-__all__ = ["trace", "TraceResult", "TraceNode", "TraceEdge", "LineageWalker"]
+__all__ = ["LineageWalker", "TraceEdge", "TraceNode", "TraceResult", "trace"]
 
 
 @dataclass
@@ -114,7 +119,7 @@ class _BackwardWalk:
             return
         sent.update(new.to_pylist())
         input_keys = [p.inp for p in pairs]
-        found = self.walker.reader.rows(inp["path"], int(inp["version"]), self.walker.index.key_columns_of(inp["name"]),
+        found = self.walker.rows(inp["path"], int(inp["version"]), self.walker.index.key_columns_of(inp["name"]),
                                         partitions=inp.get("partitions"), key_columns=input_keys, key_values=new)
         for parent in pc.unique(found.column(RUN_ID_COLUMN)).to_pylist():
             self.matches.setdefault(parent, []).append(KeyMatch(tuple(input_keys), new))
@@ -125,7 +130,7 @@ class _BackwardWalk:
         if (run_id, inp["name"]) in self.hops_followed:
             return
         self.hops_followed.add((run_id, inp["name"]))
-        found = self.walker.reader.rows(inp["path"], int(inp["version"]), self.walker.index.key_columns_of(inp["name"]),
+        found = self.walker.rows(inp["path"], int(inp["version"]), self.walker.index.key_columns_of(inp["name"]),
                                         partitions=inp.get("partitions"))
         self.whole_output.update(pc.unique(found.column(RUN_ID_COLUMN)).to_pylist())
         self._connect(run_id, inp, found, "run")

@@ -9,19 +9,20 @@ table version), the slice reader (rows of a table version), and the failed check
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
 from tracelake.lineage.query.graph import AuditIndex
+from tracelake.lineage.query.recorded import RecordedFiles
 from tracelake.lineage.query.slices import SliceReader, key_strings
 from tracelake.lineage.record.audit_tables import CHECK_RESULTS
 
-__all__ = ["TraceNode", "TraceEdge", "KeyMatch", "LineageWalker", "group_by_run", "concat_rows", "model_node_id"]
+__all__ = ["KeyMatch", "LineageWalker", "TraceEdge", "TraceNode", "concat_rows", "group_by_run", "model_node_id"]
 
 
 @dataclass
@@ -84,22 +85,35 @@ def concat_rows(parts: list[pa.Table]) -> pa.Table | None:
 class LineageWalker:
     """What trace (backward) and impact (forward) share; keep one warm to answer many questions."""
 
-    def __init__(self, lake: Lakehouse, index: AuditIndex | None = None, reader: SliceReader | None = None):
+    def __init__(self, lake: Lakehouse, index: AuditIndex | None = None, reader: SliceReader | None = None,
+                 *, recorded_files: bool = True):
+        """``recorded_files=False`` reads every hop from the table's snapshot (the slow path the
+        fast one is tested against)."""
         self.lake = lake
         self.index = index or AuditIndex(lake)
         self.reader = reader or SliceReader(lake.layout, writers=self.index.writer_at)
+        self.recorded = RecordedFiles(self.index, lake.layout) if recorded_files else None
         self._failed_checks: dict[str, list[dict[str, Any]]] | None = None
+
+    def rows(self, path: str, version: int, columns: Iterable[str], **filters: Any) -> pa.Table:
+        """Rows of a table version (filtered as ``SliceReader.rows``): from the files the records
+        name when they can vouch for them (``recorded``), else from the version's snapshot."""
+        if self.recorded is not None:
+            found = self.recorded.rows(path, version, columns, **filters)
+            if found is not None:
+                return found
+        return self.reader.rows(path, version, columns, **filters)
 
     def node_for_run(self, run_id: str, depth: int) -> TraceNode:
         if not self.index.has(run_id):
             return TraceNode(run_id, "unrecorded", f"unrecorded writer {run_id}", depth=depth)
-        r = self.index.runs.loc[run_id]
-        version = r["output_version"]
+        r = self.index.meta(run_id)  # a tuple lookup: a trace makes hundreds of nodes
+        version = r.output_version
         return TraceNode(
-            id=run_id, kind="run", label=f"{r['component']} {r['partition_key'] or ''}".strip(),
-            component=r["component"], partition_key=r["partition_key"], status=r["status"],
-            table=r["output_table"], version=None if version is None else int(version),
-            started_at=str(r["started_at"]), depth=depth, checks=self.failed_checks(run_id),
+            id=run_id, kind="run", label=f"{r.component} {r.partition_key or ''}".strip(),
+            component=r.component, partition_key=r.partition_key, status=r.status,
+            table=r.output_table, version=None if version is None or version != version else int(version),
+            started_at=str(r.started_at), depth=depth, checks=self.failed_checks(run_id),
         )
 
     def model_node(self, name: str, version: Any, depth: int, mlflow_run_id: str | None) -> TraceNode:
@@ -124,8 +138,8 @@ class LineageWalker:
         rec = self.index.record(run_id)
         if rec.get("output_version") is None:
             return None
-        return self.reader.rows(rec["output_path"], int(rec["output_version"]), columns,
-                                partitions=rec["output_partitions"] or None, run_ids=[run_id])
+        return self.rows(rec["output_path"], int(rec["output_version"]), columns,
+                         partitions=rec["output_partitions"] or None, run_ids=[run_id])
 
     def count_rows(self, run_id: str, matches: list[KeyMatch] | None) -> int | None:
         """Rows of the run's output in the answer: all of them (``matches is None``), or those whose
@@ -136,8 +150,8 @@ class LineageWalker:
         if matches is None:
             return rec.get("output_rows")
         columns = sorted({c for m in matches for c in m.columns})
-        data = self.reader.rows(rec["output_path"], int(rec["output_version"]), columns,
-                                partitions=rec["output_partitions"] or None, run_ids=[run_id])
+        data = self.rows(rec["output_path"], int(rec["output_version"]), columns,
+                         partitions=rec["output_partitions"] or None, run_ids=[run_id])
         mask = None
         for m in matches:
             hit = pc.is_in(key_strings(data, list(m.columns)), value_set=m.values)

@@ -22,19 +22,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
 from deltalake import DeltaTable
-
 from tracelake.lineage.settings import is_local_uri, to_local_path
 
-__all__ = ["Commit", "CommitMissing", "PinnedFiles", "empty_commit", "empty_partitions", "files_digest",
-           "find_commit", "latest_version", "oldest_readable_version", "partitions_at", "pinned_files", "read_commit", "schema_at",
-           "schema_fingerprint", "table_exists", "PARTITION_COLUMN"]
+__all__ = [
+    "PARTITION_COLUMN",
+    "Commit",
+    "CommitMissing",
+    "PinnedFiles",
+    "added_files",
+    "empty_commit",
+    "empty_partitions",
+    "files_digest",
+    "find_commit",
+    "latest_version",
+    "oldest_readable_version",
+    "partitions_at",
+    "pinned_files",
+    "read_commit",
+    "schema_at",
+    "schema_fingerprint",
+    "table_exists",
+]
 
 _LOG = "_delta_log"
 PARTITION_COLUMN = "_tl_partition"
@@ -97,9 +113,9 @@ def _log_dir(uri: str) -> Path:
 
 
 def _filesystem(uri: str):
-    from pyarrow import fs as pafs
+    from tracelake.lineage.settings import arrow_filesystem
 
-    return pafs.FileSystem.from_uri(uri)
+    return arrow_filesystem(uri)
 
 
 def table_exists(uri: str, storage_options: Options = None) -> bool:
@@ -233,6 +249,25 @@ def files_digest(uri: str, commit: Commit) -> str:
         h.update(fh.hexdigest().encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def added_files(commit: Commit, partition_column: str = PARTITION_COLUMN) -> list[dict[str, Any]]:
+    """The data files a commit added - path (relative to the table, decoded), partition value,
+    rows, bytes - recorded with the run that made the commit.
+
+    Why: a lineage hop into "the rows this run wrote" can then open exactly these files instead
+    of rebuilding the table's snapshot at that version from its log (~80 ms per version of a
+    1,000-version table, and a trace opens dozens). What a commit added never changes: OPTIMIZE
+    rewrites rows into new files without changing them and leaves the originals for the
+    retention horizon, so the list stays true for as long as the version can be read.
+    """
+    out = []
+    for add in commit.adds:
+        stats = add.get("stats")
+        rows = json.loads(stats).get("numRecords") if stats else None
+        out.append({"path": unquote(add["path"]), "partition": (add.get("partitionValues") or {}).get(partition_column),
+                    "rows": None if rows is None else int(rows), "bytes": int(add.get("size", 0))})
+    return out
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,20 @@ Non-finite values (NaN, +-inf) count as nulls: they have no place on a distance 
 Per categorical column: counts of the reference's top categories, of any other value seen (up to
 ``top_k``, so a new category shows up by name), an ``other`` remainder and nulls.
 
-The pass runs in Spark's Python workers over Arrow batches (``mapInArrow``): each partition
-reduces its rows to a few partial profiles with NumPy, and only those partials reach the driver.
+On Spark the pass is one aggregation inside the JVM (``spark_profiles``): every row is binned
+by SQL expressions doing the same arithmetic as :func:`_bins`, and only the small per-bin groups
+reach the driver. ``profile_pandas`` is the in-process path (and the reference the Spark path is
+tested against).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,8 +35,20 @@ import pandas as pd
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["ColumnSpec", "ProfileSpec", "Profile", "derive_spec", "profile_pandas", "profile_spark", "merge",
-           "to_rows", "from_rows", "GRANULARITY_SECONDS", "quantile", "whole_window"]
+__all__ = [
+    "GRANULARITY_SECONDS",
+    "ColumnSpec",
+    "Profile",
+    "ProfileSpec",
+    "derive_spec",
+    "from_rows",
+    "merge",
+    "profile_pandas",
+    "profile_spark",
+    "quantile",
+    "to_rows",
+    "whole_window",
+]
 
 GRANULARITY_SECONDS = {"hour": 3600, "day": 86400, "all": None}
 ALL = "all"
@@ -79,7 +94,7 @@ class ProfileSpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ProfileSpec":
+    def from_json(cls, text: str) -> ProfileSpec:
         raw = json.loads(text)
         cols = tuple(ColumnSpec(**{**c, "categories": tuple(c["categories"])}) for c in raw.pop("columns"))
         return cls(columns=cols, **{**raw, "slices": tuple(raw["slices"])})
@@ -112,7 +127,7 @@ class Profile:
     def key(self) -> tuple:
         return (self.column, self.window_start, self.slice_key, self.slice_value)
 
-    def add(self, other: "Profile", top_k: int = 10_000) -> None:
+    def add(self, other: Profile, top_k: int = 10_000) -> None:
         self.count += other.count
         self.nulls += other.nulls
         self.sum += other.sum
@@ -321,56 +336,12 @@ def quantile(p: Profile, spec: ColumnSpec, q: float) -> float:
 
 # -- Spark ------------------------------------------------------------------------------------
 
-_PARTIAL_SCHEMA = ("column string, kind string, window_start bigint, slice_key string, slice_value string, "
-                   "count bigint, nulls bigint, sum double, sum_sq double, min double, max double, "
-                   "hist binary, categories string, other bigint, center double")
+def profile_spark(df: DataFrame, spec: ProfileSpec) -> list[Profile]:
+    """Profiles of a Spark DataFrame in one pass, aggregated inside the JVM: only the per-bin and
+    per-category groups reach the driver (see :mod:`tracelake.monitors.drift.spark_profiles`)."""
+    from tracelake.monitors.drift.spark_profiles import profile_spark_sql
 
-
-def _encode(p: Profile) -> dict[str, Any]:
-    return {"column": p.column, "kind": p.kind, "window_start": p.window_start, "slice_key": p.slice_key,
-            "slice_value": p.slice_value, "count": p.count, "nulls": p.nulls, "sum": p.sum, "sum_sq": p.sum_sq,
-            "min": p.min, "max": p.max, "hist": None if p.hist is None else p.hist.astype("<i8").tobytes(),
-            "categories": json.dumps(p.categories), "other": p.other, "center": p.center}
-
-
-def _decode(row: dict[str, Any]) -> Profile:
-    return Profile(row["column"], row["kind"], row["window_start"], row["slice_key"], row["slice_value"],
-                   int(row["count"]), int(row["nulls"]), float(row["sum"]), float(row["sum_sq"]),
-                   float(row["min"]), float(row["max"]),
-                   None if row["hist"] is None else np.frombuffer(bytes(row["hist"]), dtype="<i8").copy(),
-                   json.loads(row["categories"] or "{}"), int(row["other"] or 0), float(row["center"] or 0.0))
-
-
-def profile_spark(df: "DataFrame", spec: ProfileSpec, batch_rows: int = 200_000) -> list[Profile]:
-    """Profiles of a Spark DataFrame in one pass; only per-partition partials reach the driver."""
-    import pyarrow as pa
-
-    needed = list(dict.fromkeys([c.name for c in spec.columns] + list(spec.slices)
-                                + ([spec.time_column] if spec.time_column else [])))
-    spec_json = spec.to_json()
-
-    def per_partition(batches):
-        from tracelake.monitors.drift.profiles import ProfileSpec, _encode, merge, profile_pandas
-
-        local_spec = ProfileSpec.from_json(spec_json)
-        partials: list[Profile] = []
-        for batch in batches:
-            # Strings as categoricals: their codes come from Arrow's dictionary, no Python strings.
-            partials = merge(partials + profile_pandas(batch.to_pandas(strings_to_categorical=True), local_spec))
-        if partials:
-            yield pa.RecordBatch.from_pylist([_encode(p) for p in partials])
-
-    spark = df.sparkSession
-    previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
-    try:
-        rows = df.select(*needed).mapInArrow(per_partition, _PARTIAL_SCHEMA).collect()
-    finally:
-        if previous is None:
-            spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
-        else:
-            spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
-    return merge([_decode(r.asDict()) for r in rows], top_k=spec.top_k)
+    return profile_spark_sql(df, spec)
 
 
 # -- storage rows -------------------------------------------------------------------------------
@@ -380,7 +351,7 @@ def to_rows(profiles: Iterable[Profile], spec: ProfileSpec, *, table: str, granu
     seconds = GRANULARITY_SECONDS.get(granularity)
     rows = []
     for p in profiles:
-        start = None if p.window_start is None else datetime.fromtimestamp(p.window_start, tz=timezone.utc)
+        start = None if p.window_start is None else datetime.fromtimestamp(p.window_start, tz=UTC)
         end = None if start is None or not seconds else start + timedelta(seconds=seconds)
         rows.append({"table_name": table, "column_name": p.column, "kind": p.kind, "granularity": granularity,
                      "window_start": start, "window_end": end, "slice_key": p.slice_key, "slice_value": p.slice_value,

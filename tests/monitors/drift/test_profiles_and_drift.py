@@ -6,16 +6,31 @@ the full data with NumPy on the same bins. Tolerances are the error bounds the m
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial import distance
-
 from tracelake.monitors.drift.domain_classifier import domain_classifier_auc
-from tracelake.monitors.drift.statistics import PSI_EPSILON, DriftThresholds, coarse_groups, categorical_drift, compare_profiles, numeric_drift
 from tracelake.monitors.drift.profiles import (
-    derive_spec, from_rows, merge, profile_pandas, profile_spark, quantile, to_rows, whole_window,
+    derive_spec,
+    from_rows,
+    merge,
+    profile_pandas,
+    profile_spark,
+    quantile,
+    to_rows,
+    whole_window,
+)
+from tracelake.monitors.drift.statistics import (
+    PSI_EPSILON,
+    DriftThresholds,
+    categorical_drift,
+    coarse_groups,
+    compare_profiles,
+    numeric_drift,
 )
 
 N = 48_000
@@ -85,7 +100,7 @@ def test_profiles_survive_the_storage_round_trip(spec):
 def test_spark_profiles_equal_pandas_profiles(spark, spec):
     frame = _frame(5)
     sdf = spark.createDataFrame(frame).repartition(3)
-    from_spark = {p.key: p for p in profile_spark(sdf, spec, batch_rows=5000)}
+    from_spark = {p.key: p for p in profile_spark(sdf, spec)}
     from_pandas = merge(profile_pandas(frame, spec))
     assert len(from_spark) == len(from_pandas)
     for p in from_pandas:
@@ -190,7 +205,7 @@ def test_domain_classifier_sees_a_joint_shift_the_marginals_hide():
 
 
 def test_drift_opens_an_alert_only_where_a_policy_says_so(lake, spec):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy
     from tracelake.monitors.drift.job import DriftTarget, observe_drift_alert
@@ -199,7 +214,7 @@ def test_drift_opens_an_alert_only_where_a_policy_says_so(lake, spec):
     shifted = compare_profiles(ref, cur, spec)
     calm = compare_profiles(ref, _full(_frame(32), spec), spec)
     manager = AlertManager(lake)
-    when = datetime(2026, 1, 20, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 20, tzinfo=UTC)
     stored_only = DriftTarget("t", numeric=("x", "y"), categorical=("zone", "pay"))
     assert observe_drift_alert(manager, stored_only, shifted, "2026-01-20", when) is None
     paging = DriftTarget("t", numeric=("x", "y"), categorical=("zone", "pay"),

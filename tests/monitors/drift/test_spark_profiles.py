@@ -1,0 +1,105 @@
+"""The JVM aggregation profiles exactly what the pandas path profiles (``profile_pandas``, which
+every stored profile and the drift statistics were built on): counts, nulls, histograms and
+categories equal, sums and squares to rounding - on the awkward values too (nulls, NaN,
+infinities, a constant column, values beyond the bins, booleans and numbers as categories,
+nulls in time and slice columns)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from tracelake.monitors.drift.profiles import (
+    ColumnSpec,
+    ProfileSpec,
+    derive_spec,
+    merge,
+    profile_pandas,
+    profile_spark,
+    whole_window,
+)
+from tracelake.monitors.drift.statistics import compare_profiles
+
+N = 6_000
+
+
+def _awkward(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(50, 10, N)
+    x[rng.random(N) < 0.02] = np.nan
+    x[:3] = [np.inf, -np.inf, 1e300]              # infinities count as nulls; 1e300 is overflow
+    x[3:5] = [-1e6, 50.0]                        # underflow; no second huge value (sums would cancel)
+    y = pd.array(rng.integers(-5, 200, N), dtype="Int64")
+    y[rng.random(N) < 0.05] = pd.NA               # integers with nulls
+    ts = pd.Timestamp("2026-01-10", tz="UTC") + pd.to_timedelta(rng.integers(0, 3 * 86_400, N), unit="s")
+    ts = pd.Series(ts).where(rng.random(N) > 0.01)  # rows without a time: the "no window" bucket
+    zone = pd.Series(rng.choice(["north", "south", "east", "a'b"], N)).where(rng.random(N) > 0.03)
+    return pd.DataFrame({
+        "ts": ts, "x": x, "y": y, "const": np.full(N, 7.25), "flag": rng.random(N) < 0.3,
+        # skewed, so the top_k cut never falls on a tie (ties beyond top_k are ordered arbitrarily)
+        "pay": pd.Series(rng.choice(["card", "cash", "app", "voucher", "new"], N, p=[0.4, 0.25, 0.17, 0.11, 0.07]))
+        .where(rng.random(N) > 0.02),
+        "zone": zone, "small": rng.integers(0, 4, N),
+    })
+
+
+def _spec(frame: pd.DataFrame, top_k: int = 3, **kw) -> ProfileSpec:
+    base = derive_spec(frame.iloc[: N // 2], ["x", "y", "const"], ["pay", "flag", "small"], top_k=top_k, **kw)
+    # the reference never saw "new" or "voucher": they must show up by name (top_k) or in `other`
+    cols = tuple(c if c.name != "pay" else ColumnSpec("pay", "categorical", categories=("card", "cash"))
+                 for c in base.columns)
+    return ProfileSpec(cols, base.time_column, base.granularity, base.slices, base.top_k)
+
+
+def _assert_same(spark_profiles, pandas_profiles) -> None:
+    by_key = {p.key: p for p in spark_profiles}
+    assert set(by_key) == {p.key for p in pandas_profiles}
+    for p in pandas_profiles:
+        s = by_key[p.key]
+        got, want = (s.kind, s.count, s.nulls, s.categories, s.other), (p.kind, p.count, p.nulls, p.categories, p.other)
+        assert got == want, p.key
+        if p.kind == "numeric":
+            assert np.array_equal(s.hist, p.hist), p.key
+            assert (s.min, s.max) == (p.min, p.max), p.key
+            assert math.isclose(s.sum, p.sum, rel_tol=1e-9, abs_tol=1e-6), p.key
+            assert math.isclose(s.sum_sq, p.sum_sq, rel_tol=1e-9, abs_tol=1e-6), p.key
+            assert s.center == p.center
+
+
+@pytest.mark.parametrize("windows", ["hour", "all"])
+def test_jvm_profiles_equal_pandas_profiles(spark, windows):
+    frame = _awkward(1)
+    # hourly groups are small (ties between new categories likely): no top_k cut there
+    spec = _spec(frame, top_k=3 if windows == "all" else 50, time_column="ts", granularity="hour",
+                 slices=["zone", "small"])
+    if windows == "all":
+        spec = whole_window(spec)
+    sdf = spark.createDataFrame(frame).repartition(3)
+    assert dict(sdf.dtypes)["y"] == "bigint" and dict(sdf.dtypes)["flag"] == "boolean"
+    _assert_same(profile_spark(sdf, spec), merge(profile_pandas(frame, spec), top_k=spec.top_k))
+
+
+def test_constant_and_all_null_columns(spark):
+    frame = pd.DataFrame({"x": np.full(500, 3.0), "gone": np.full(500, np.nan), "c": ["k"] * 500})
+    spec = ProfileSpec((ColumnSpec("x", "numeric", 2.0, 4.0, 8), ColumnSpec("gone", "numeric", 0.0, 1.0, 4),
+                        ColumnSpec("c", "categorical", categories=("k",))))
+    sdf = spark.createDataFrame(frame)
+    _assert_same(profile_spark(sdf, spec), merge(profile_pandas(frame, spec)))
+    gone = next(p for p in profile_spark(sdf, spec) if p.column == "gone")
+    assert (gone.count, gone.nulls, int(gone.hist.sum())) == (0, 500, 0)
+
+
+def test_drift_statistics_are_the_same_either_way(spark):
+    ref, cur = _awkward(2), _awkward(3).assign(x=lambda f: f["x"] + 4)
+    spec = whole_window(_spec(ref))
+    via_spark = compare_profiles(profile_spark(spark.createDataFrame(ref), spec),
+                                 profile_spark(spark.createDataFrame(cur), spec), spec)
+    via_pandas = compare_profiles(merge(profile_pandas(ref, spec), top_k=spec.top_k),
+                                  merge(profile_pandas(cur, spec), top_k=spec.top_k), spec)
+    for a, b in zip(sorted(via_spark, key=lambda r: r.column), sorted(via_pandas, key=lambda r: r.column), strict=True):
+        assert (a.column, a.drifted) == (b.column, b.drifted)
+        for field in ("psi", "js", "wasserstein", "ks", "chi2"):
+            va, vb = getattr(a, field), getattr(b, field)
+            assert (va is None and vb is None) or math.isclose(va, vb, rel_tol=1e-9, abs_tol=1e-12), (a.column, field)
