@@ -4,10 +4,20 @@
 #   2. the Delta Lake Spark jars from Maven Central into jars/lib (listed in jars/pom.xml);
 #   3. the OpenLineage Spark listener into jars/openlineage-lib (jars/openlineage/pom.xml), for
 #      capturing Spark jobs that run outside Dagster (docs/openlineage.md);
-#   4. (first) Graphviz, Pango and a font from Debian's packages, for compliance reports (apt-get).
+#   4. (first) Graphviz, Pango and a font from Debian's packages, for compliance reports (apt-get);
+#   5. with --cluster only: the scale-out profile's extras (scale/install.sh: PostgreSQL 15,
+#      SeaweedFS built from its Go module, the s3a jars, psycopg2/boto3/dagster-postgres).
 # Runs and tests never download anything; everything they need comes from here.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+WITH_CLUSTER=0
+for arg in "$@"; do
+  case "$arg" in
+    --cluster) WITH_CLUSTER=1 ;;
+    *) echo "install.sh: unknown option $arg (use --cluster to add the scale-out profile's extras)" >&2; exit 2 ;;
+  esac
+done
 
 PYTHON="${PYTHON:-python3}"
 VENV="${TRACELAKE_VENV:-.venv}"
@@ -64,7 +74,12 @@ if [[ "$(cat "$VENV/.tracelake-stamp" 2>/dev/null)" != "$py_stamp" ]]; then
   echo "==> installing Python packages (about 2 GB, a few minutes the first time)"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".[dev]"
-  "$VENV/bin/python" -m pip check
+  # dagster-postgres (cluster extras, --no-deps) pins dagster one patch behind ours: the one
+  # mismatch allowed; any other broken requirement still fails the install.
+  if ! check_out="$("$VENV/bin/python" -m pip check 2>&1)"; then
+    broken="$(grep -v '^dagster-postgres [0-9.]* has requirement dagster==' <<<"$check_out" || true)"
+    [[ -z "$broken" ]] || fail "pip check found broken requirements:"$'\n'"$broken"
+  fi
   echo "$py_stamp" > "$VENV/.tracelake-stamp"
 else
   echo "==> Python packages already installed ($VENV)"
@@ -75,7 +90,7 @@ jar_stamp="$(stamp_of jars/pom.xml)"
 if [[ "$(cat jars/lib/.stamp 2>/dev/null)" != "$jar_stamp" ]]; then
   echo "==> fetching Delta Lake jars from Maven Central into jars/lib"
   rm -rf jars/lib
-  mvn -q -B -f jars/pom.xml dependency:copy-dependencies \
+  mvn -q -B --no-transfer-progress -Dstyle.color=never -f jars/pom.xml dependency:copy-dependencies \
       -DoutputDirectory="$PWD/jars/lib" -DincludeScope=runtime \
     || fail "could not fetch the Delta jars with Maven (see the error above); check access to Maven Central"
   ls jars/lib/delta-spark_*.jar >/dev/null 2>&1 || fail "jars/lib has no delta-spark jar after the Maven fetch"
@@ -91,7 +106,7 @@ ol_stamp="$(stamp_of jars/openlineage/pom.xml)"
 if [[ "$(cat jars/openlineage-lib/.stamp 2>/dev/null)" != "$ol_stamp" ]]; then
   echo "==> fetching the OpenLineage Spark listener from Maven Central into jars/openlineage-lib"
   rm -rf jars/openlineage-lib
-  mvn -q -B -f jars/openlineage/pom.xml dependency:copy-dependencies \
+  mvn -q -B --no-transfer-progress -Dstyle.color=never -f jars/openlineage/pom.xml dependency:copy-dependencies \
       -DoutputDirectory="$PWD/jars/openlineage-lib" -DincludeScope=runtime \
     || fail "could not fetch the OpenLineage Spark listener with Maven (see the error above); check access to Maven Central"
   ls jars/openlineage-lib/openlineage-spark_*.jar >/dev/null 2>&1 \
@@ -99,6 +114,13 @@ if [[ "$(cat jars/openlineage-lib/.stamp 2>/dev/null)" != "$ol_stamp" ]]; then
   echo "$ol_stamp" > jars/openlineage-lib/.stamp
 else
   echo "==> OpenLineage Spark listener already fetched (jars/openlineage-lib)"
+fi
+
+# --- Cluster extras (--cluster) ---------------------------------------------------------------
+# The scale-out profile (docs/scaling.md): kept in its own script so the embedded install stays
+# exactly what it was.
+if (( WITH_CLUSTER )); then
+  bash scale/install.sh || fail "the cluster extras did not install (see above)"
 fi
 
 echo "==> installed: $("$VENV/bin/python" -c 'import pyspark, delta, dagster, mlflow; print(f"pyspark {pyspark.__version__}, dagster {dagster.__version__}, mlflow {mlflow.__version__}")'), $(ls jars/lib/*.jar | wc -l) jars"

@@ -4,29 +4,53 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
-from tracelake.lineage.cli_support import CliError, OneLineErrorParser, add_home_flag, int_in, port
+from tracelake.lineage.cli_support import CliError, OneLineErrorParser, add_home_flag, int_in, port, progress_note
 from tracelake.lineage.integrity import cli as integrity_cli
 from tracelake.lineage.openlineage import cli as openlineage_cli
 from tracelake.lineage.query import cli as query_cli
 from tracelake.monitors.alerts import cli as alerts_cli
 from tracelake.monitors.checks import cli as checks_cli
 from tracelake.monitors.compliance import cli as compliance_cli
-from tracelake.monitors.metrics import cli as metrics_cli
 from tracelake.monitors.drift import cli as drift_cli
+from tracelake.monitors.metrics import cli as metrics_cli
 
-__all__ = ["main", "build_parser"]
+from . import cluster_cli
+
+__all__ = ["build_parser", "main"]
 
 
-def _dagster_home() -> Path:
-    """$DAGSTER_HOME, else ./dagster_home (the repository's), else ~/.tracelake/dagster_home."""
+def _monitor_evidence(lake, walker, nodes):
+    """Drift and anomalies for ``review`` (imported when a review runs, not at start-up)."""
+    from tracelake.monitors.review import monitor_evidence
+
+    return monitor_evidence(lake, walker, nodes)
+
+
+def _dagster_home(lake_home: str) -> Path:
+    """The Dagster instance that belongs to the lakehouse ``lake_home``.
+
+    $DAGSTER_HOME when set; else ``./dagster_home`` for the default ``./lakehouse`` (what the
+    README shows); else ``<lakehouse>/_dagster``, so two lakehouses never share one run history and
+    ``demo --fresh`` starts both over. A new instance gets the repository's dagster.yaml (run
+    monitoring, telemetry off)."""
+    from .demo import INSTANCE_DIR
+
     if os.environ.get("DAGSTER_HOME"):
         return Path(os.environ["DAGSTER_HOME"])
+    lake = Path(lake_home).resolve()
     local = Path.cwd() / "dagster_home"
-    home = local if (local / "dagster.yaml").exists() else Path.home() / ".tracelake" / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
+    if lake == (Path.cwd() / "lakehouse").resolve() and (local / "dagster.yaml").exists():
+        home = local
+    else:
+        home = lake / INSTANCE_DIR
+        home.mkdir(parents=True, exist_ok=True)
+        template = Path(__file__).resolve().parents[1] / "dagster_home" / "dagster.yaml"
+        if template.exists() and not (home / "dagster.yaml").exists():
+            shutil.copyfile(template, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home.resolve())
     return home.resolve()
 
@@ -49,7 +73,7 @@ def _demo_home(home: str) -> None:
     from tracelake.lineage.settings import is_local_uri, to_local_path
 
     if not is_local_uri(home):
-        raise CliError(f"the demo runs on a local folder, not {home}; give --home a folder")
+        return  # an object store (the scale-out profile): the demo writes under that prefix only
     path = to_local_path(home)
     if path.exists() and not path.is_dir():
         raise CliError(f"--home {home} is a file; give a folder for the demo lakehouse")
@@ -60,19 +84,46 @@ def _demo_home(home: str) -> None:
         raise CliError(f"cannot write into {home}; give a folder you can write to")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoConfig, run_demo
-    from .summary import print_summary
+def _demo_preflight(home: str, days: int, config, fresh: bool) -> None:
+    """What ``run_demo`` would refuse, refused before anything is created or deleted - the
+    lakehouse's Dagster instance folder, or (``--fresh``) the previous demo."""
+    from dataclasses import asdict
+    from datetime import date, timedelta
 
+    from .demo import _check_continuation, _holds_data, _load_state
+
+    state = None if fresh else _load_state(home)
+    if state is not None:
+        _check_continuation(home, state, asdict(config))
+        first = (date.fromisoformat(state["last_day"]) + timedelta(days=1)) if state.get("last_day") \
+            else date.fromisoformat(config.start)
+    else:
+        if not fresh and _holds_data(home):
+            raise CliError(f"{home} already holds data that is not a demo; use an empty folder (--home)")
+        first = date.fromisoformat(config.start)
+    last = first + timedelta(days=days - 1)
+    if last >= date.today():
+        raise CliError(f"the simulation would reach {last}, which is not in the past; use fewer --days")
+
+
+def _demo(args: argparse.Namespace) -> int:
     from tracelake.lineage import load_settings
+
+    from .compliance import demo_month_to_date
+    from .demo import DemoConfig, run_demo, wipe_demo
+    from .summary import print_summary
 
     home = load_settings(home=args.home).home
     _demo_home(home)
     config = DemoConfig(seed=args.seed, trips_per_day=args.trips_per_day,
                         faults=args.faults if args.faults is not None else DemoConfig().faults)
-    dagster_home = _dagster_home()
-    print(f"tracelake demo: lakehouse {home}, Dagster instance {dagster_home}", file=sys.stderr)
-    result = run_demo(home, args.days, config, fresh=args.fresh, progress=not args.no_progress)
+    _demo_preflight(home, args.days, config, args.fresh)
+    if args.fresh:
+        wipe_demo(home)  # before the instance is created: it lives in the lakehouse unless configured
+    dagster_home = _dagster_home(home)
+    progress_note(f"tracelake demo: lakehouse {home}, Dagster instance {dagster_home}")
+    result = run_demo(home, args.days, config, progress=not args.no_progress)
+    demo_month_to_date(home, result["last_day"])   # the compliance report of the month the demo stopped in
     print_summary(home, result, dagster_home)
     return 0
 
@@ -86,8 +137,8 @@ def _ui(args: argparse.Namespace) -> int:
     from .demo import demo_window_end
     from .docs_server import DocsServer
 
-    dagster_home = _dagster_home()
     home = load_settings(home=args.home).home
+    dagster_home = _dagster_home(home)
     workspace = Path.cwd() / "workspace.yaml"
     cmd = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(args.port)]
     cmd += ["-w", str(workspace)] if workspace.exists() else ["-m", "tracelake.jobs.definitions"]
@@ -129,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--docs-port", type=port, default=3030, help="where the runbooks and reports are served")
     ui.set_defaults(func=_ui)
 
-    query_cli.register(sub)
+    query_cli.register(sub, review_evidence=(_monitor_evidence,))
     integrity_cli.register(sub)
     openlineage_cli.register(sub)
     alerts_cli.register(sub)
@@ -137,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     checks_cli.register(sub)
     drift_cli.register(sub, _drift_targets)
     compliance_cli.register(sub)
+    cluster_cli.register(sub)
     _everywhere(parser)
     return parser
 
@@ -177,7 +229,10 @@ def _drift_targets():
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # --help (0), or a usage error already said in one line (2): an exit code
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.json and not getattr(args, "_speaks_json", True):
         print(f"tracelake: error: `tracelake {args.command}` has no JSON output; drop --json", file=sys.stderr)
         return 2

@@ -14,27 +14,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import dagster as dg
-
 from tracelake.assets import SIM_START, parse_faults
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.cli_support import CliError
+from tracelake.lineage.record.anchors import anchor_store
 
+from . import demo_store
 from .compliance import issue_demo_reports
 from .monitoring import monitoring_job
 from .pipeline import daily_drift_job, daily_etl_job, daily_evaluation_job, daily_inference_job, weekly_training_job
 
-__all__ = ["DemoConfig", "run_demo", "DEFAULT_FAULTS", "demo_day_plan"]
+__all__ = ["DEFAULT_FAULTS", "DemoConfig", "demo_day_plan", "run_demo"]
 
 STATE_FILE = "_demo/state.json"
+INSTANCE_DIR = "_dagster"   # a lakehouse's own Dagster instance, when it is not the default one (jobs/cli.py)
 # The demo's story: a late-label day, an ETL bug, two days of concept drift, a new zone, a
 # missing feed and a schema break - each one found by a check, an SLA, a trace or an impact.
 DEFAULT_FAULTS = [
@@ -84,21 +85,18 @@ def demo_window_end(home: str) -> str | None:
     return (date.fromisoformat(state["last_day"]) + timedelta(days=1)).isoformat()
 
 
-def _state_path(home: str) -> Path:
-    return Path(home) / STATE_FILE
+def _state_path(home: str) -> str:
+    return f"{home.rstrip('/')}/{STATE_FILE}"
 
 
 def _load_state(home: str) -> dict[str, Any] | None:
-    path = _state_path(home)
-    return json.loads(path.read_text()) if path.exists() else None
+    text = demo_store.read_text(_state_path(home))  # a local folder or an object store (demo_store.py)
+    return json.loads(text) if text is not None else None
 
 
 def _save_state(home: str, state: dict[str, Any]) -> None:
-    path = _state_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    tmp.replace(path)  # atomic: a killed demo never leaves half a state file
+    # whole or absent: a killed demo never leaves half a state file
+    demo_store.write_text(_state_path(home), json.dumps(state, indent=2))
 
 
 def _check_continuation(home: str, state: dict[str, Any], wanted: dict[str, Any]) -> None:
@@ -116,14 +114,20 @@ def _check_continuation(home: str, state: dict[str, Any], wanted: dict[str, Any]
                        "faults can only be added after the last simulated day, or start over with --fresh")
 
 
+def _holds_data(home: str) -> bool:
+    """Anything but the lakehouse's own (possibly just created) Dagster instance."""
+    return demo_store.has_content(home, ignore=INSTANCE_DIR)
+
+
 def wipe_demo(home: str) -> None:
-    root = Path(home)
-    if not root.exists():
+    if not demo_store.has_content(home):
         return
-    if not _state_path(home).exists() and any(root.iterdir()):
+    if _load_state(home) is None and _holds_data(home):
         raise CliError(f"{home} is not empty and was not created by `tracelake demo`; refusing to delete it "
                        "(point TRACELAKE_HOME/--home at another folder)")
-    shutil.rmtree(root)
+    demo_store.delete_tree(home)
+    # The old lakehouse's signed chain heads would read as records removed from the new one.
+    anchor_store(home).retire()
 
 
 def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
@@ -144,7 +148,7 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
         state["config"] = wanted
         first = date.fromisoformat(state["last_day"]) + timedelta(days=1)
     else:
-        if Path(home).exists() and any(Path(home).iterdir()):
+        if _holds_data(home):
             raise CliError(f"{home} already holds data that is not a demo; use an empty folder (--home)")
         state = {"config": wanted, "last_day": None, "days": []}
         first = date.fromisoformat(config.start)
@@ -218,8 +222,8 @@ def _simulate(home: str, days: int, config: DemoConfig, state: dict[str, Any], f
             instance=instance, raise_on_error=False, tags=CODE_LOCATION_TAGS,
             run_config={**_QUIET, "ops": {"evaluate_monitoring": {"config": {"as_of": as_of}}}})
         result.jobs[monitoring_job.name] = "SUCCESS" if outcome.success else "FAILURE"
-        if "compliance_reports" not in skip_jobs:  # model reports on registration, the month's report at its end
-            result.jobs.update(issue_demo_reports(defs, instance, day, last, tags=CODE_LOCATION_TAGS))
+        if "compliance_reports" not in skip_jobs:  # model reports when registered, a month's report at its end
+            result.jobs.update(issue_demo_reports(defs, instance, day, tags=CODE_LOCATION_TAGS))
         state["last_day"] = day.isoformat()
         state["days"].append({"day": result.day, "jobs": result.jobs})
         _save_state(home, state)

@@ -9,6 +9,10 @@ Dagster resources). Nothing here is read at import time: call :func:`load_settin
 | ``TRACELAKE_HOME`` | ``./lakehouse`` | lakehouse root (local folder or ``s3a://``, ``abfss://``, ``gs://`` URI) |
 | ``TRACELAKE_RETENTION_DAYS`` | ``2555`` (7 years) | Delta log and deleted-file retention of every table |
 | ``TRACELAKE_JOURNAL_DIR`` | ``$TRACELAKE_HOME/_journal`` (local) | durable audit journal (SQLite, local disk) |
+| ``TRACELAKE_JOURNAL_URL`` | unset | ``postgresql://user[:password]@host:port/db``: the journal in PostgreSQL instead (off the worker's disk; see ``record/journal_pg.py``) |
+| ``TRACELAKE_SPARK_CONF`` | unset | more Spark options, ``key=value;key=value`` (e.g. ``spark.cores.max=2``) |
+| ``TRACELAKE_S3A_JARS_DIR`` | ``<repo>/jars/s3a-lib`` | hadoop-aws + AWS SDK jars (``./install.sh --cluster``), loaded when the lakehouse is on ``s3a://`` |
+| ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ALLOW_HTTP`` | unset | the object store, read by delta-rs and pyarrow themselves and handed to Spark's s3a |
 | ``TRACELAKE_SPARK_MASTER`` | ``local[*]`` | Spark master URL |
 | ``TRACELAKE_SPARK_DRIVER_MEMORY`` | ``4g`` | driver memory |
 | ``TRACELAKE_SPARK_SHUFFLE_PARTITIONS`` | ``8`` | ``spark.sql.shuffle.partitions`` |
@@ -33,11 +37,20 @@ Dagster resources). Nothing here is read at import time: call :func:`load_settin
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["DEFAULT_RETENTION_DAYS", "Settings", "load_settings", "repo_root", "is_local_uri", "to_local_path"]
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "Settings",
+    "arrow_filesystem",
+    "is_local_uri",
+    "load_settings",
+    "repo_root",
+    "to_local_path",
+]
 
 DEFAULT_RETENTION_DAYS = 2555  # 7 years: a typical model-risk record-keeping horizon
 
@@ -55,6 +68,16 @@ def to_local_path(uri: str) -> Path:
     if uri.startswith("file://"):
         return Path(uri[len("file://"):])
     return Path(uri)
+
+
+def arrow_filesystem(uri: str) -> tuple[Any, str]:
+    """(pyarrow filesystem, path) of a URI. Spark's ``s3a://`` is S3 to pyarrow (which knows only
+    ``s3://``); the endpoint and keys come from the same AWS_* variables delta-rs reads."""
+    from pyarrow import fs as pafs
+
+    if uri.startswith("s3a://"):
+        uri = "s3://" + uri[len("s3a://"):]
+    return pafs.FileSystem.from_uri(uri)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -95,6 +118,10 @@ class Settings:
     # OPENLINEAGE_CONFIG, OPENLINEAGE__TRANSPORT__*, an openlineage.yml): it then decides the
     # transport; otherwise events go to JSON lines under ``openlineage_dir``.
     openlineage_configured: bool = False
+    # Scale-out profile (docs/scaling.md): the journal in PostgreSQL, more Spark options, s3a jars.
+    journal_url: str = ""
+    spark_conf: str = ""
+    s3a_jars_dir: str = ""
 
     @property
     def retention_interval(self) -> str:
@@ -175,5 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         openlineage_port=_int(env, "TRACELAKE_OPENLINEAGE_PORT", 5055),
         openlineage_jars_dir=env.get("TRACELAKE_OPENLINEAGE_JARS_DIR") or str(repo_root() / "jars" / "openlineage-lib"),
         openlineage_configured=_openlineage_configured(env),
+        journal_url=env.get("TRACELAKE_JOURNAL_URL") or "",
+        spark_conf=env.get("TRACELAKE_SPARK_CONF") or "",
+        s3a_jars_dir=env.get("TRACELAKE_S3A_JARS_DIR") or str(repo_root() / "jars" / "s3a-lib"),
     )
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,132 @@
+"""Helpers of the cluster tests (tests/cluster): the local cluster's handle, its workers, timings.
+
+Shared here (tests/support is on the tests' path) because test modules import them and pytest's
+importlib mode does not let a test module import its folder's conftest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scale" / "cluster.sh"
+WORKER = REPO / "tests" / "cluster" / "worker.py"
+RESULTS = REPO / "benchmarks" / "results"
+# The tests' own ports: never the defaults of `tracelake cluster up`, never a server's defaults.
+PORTS = {"TRACELAKE_CLUSTER_PG_PORT": "55442", "TRACELAKE_CLUSTER_S3_PORT": "18433",
+         "TRACELAKE_CLUSTER_SPARK_PORT": "17087", "TRACELAKE_CLUSTER_SPARK_UI_PORT": "18190",
+         "TRACELAKE_CLUSTER_CONNECT_PORT": "15022", "TRACELAKE_CLUSTER_MLFLOW_PORT": "15010"}
+
+
+@dataclass
+class Cluster:
+    directory: Path
+    env: dict[str, str]                      # what cluster.sh wrote to cluster.env
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def client_env(self, home: str, **extra: str) -> dict[str, str]:
+        """The environment of a process that works on lakehouse ``home`` of this cluster."""
+        env = {**os.environ, **self.env, "TRACELAKE_HOME": home, "PYTHONUNBUFFERED": "1", **extra}
+        env.pop("TRACELAKE_FAILPOINTS", None)
+        return env
+
+    def new_home(self, name: str) -> str:
+        return f"s3a://lakehouse/{name}-{uuid.uuid4().hex[:8]}"
+
+    def cli(self, home: str, *args: str, check: bool = True, timeout: float = 900, **extra: str) -> Any:
+        """``tracelake ARGS --json`` against ``home``; the parsed answer (or the process when not JSON)."""
+        cmd = [sys.executable, "-m", "tracelake.jobs.cli", *args]
+        proc = subprocess.run(cmd, env=self.client_env(home, **extra), capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tracelake {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+        if "--json" in args and proc.returncode == 0:
+            return json.loads(proc.stdout)
+        return proc
+
+    def spark_script(self, *args: str) -> None:
+        subprocess.run(["bash", str(REPO / "scale" / "services" / "spark.sh"), *args], env=self.script_env(),
+                       check=True, timeout=600)
+
+    def script_env(self) -> dict[str, str]:
+        return {**os.environ, **PORTS, "TRACELAKE_CLUSTER_DIR": str(self.directory)}
+
+
+def read_cluster_env(directory: Path) -> dict[str, str]:
+    env = {}
+    for line in (directory / "cluster.env").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            env[key] = value[1:-1] if value[:1] == value[-1:] == "'" else value
+    return env
+
+
+def save_timing(name: str, seconds: float, **facts: Any) -> None:
+    """Measured durations of the cluster suite (benchmarks/results/cluster_suite.json, git-ignored)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "cluster_suite.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = {"seconds": round(seconds, 1), **facts}
+    path.write_text(json.dumps(data, indent=2))
+
+
+def processes_under(directory: Path) -> list[str]:
+    """Processes whose command line names the cluster folder (what `down` must have stopped)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(directory) in cmdline:
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+class Worker:
+    """One ``worker.py`` process in its own process group (killable whole, like a lost machine)."""
+
+    def __init__(self, cluster: Cluster, home: str, partitions: list[str], out: Path, **extra: str):
+        self.out = out
+        self.log = out.with_suffix(".log")
+        env = cluster.client_env(home, **extra)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), "--partitions", ",".join(partitions), "--out", str(out)],
+            env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO))
+
+    def wait(self, timeout: float = 1800) -> dict[str, Any]:
+        rc = self.proc.wait(timeout)
+        assert rc == 0, f"worker exited {rc}; log tail:\n{self.log.read_text()[-4000:]}"
+        return json.loads(self.out.read_text())
+
+    def started(self) -> list[dict[str, Any]]:
+        path = Path(f"{self.out}.started")
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def kill(self) -> None:
+        import signal
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(60)
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
