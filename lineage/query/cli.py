@@ -6,12 +6,34 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from tracelake.lineage.cli_support import (CliError, add_json_flag, as_of, check_span, count_or_all, emit, fmt_time,
-                                          format_table, int_in, iso_time, lake_for, output_dir, plural, positive_int,
-                                          progress_note, run_id, run_or_table_version, run_or_uuid, short, table_name,
-                                          text_arg)
+from tracelake.lineage.cli_support import (
+    CliError,
+    add_json_flag,
+    as_of,
+    check_span,
+    count_or_all,
+    emit,
+    fmt_time,
+    format_table,
+    int_in,
+    iso_time,
+    lake_for,
+    output_dir,
+    plural,
+    port,
+    positive_int,
+    progress_note,
+    record_id,
+    run_id,
+    run_or_table_version,
+    run_or_uuid,
+    short,
+    table_name,
+    text_arg,
+)
 from tracelake.lineage.query.runs import RunNotFound, get_run, list_runs, parse_when
 from tracelake.lineage.query.slices import SliceError
 
@@ -27,7 +49,7 @@ def _guard(fn):
     def wrapper(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except (RunNotFound, SliceError, ValueError, LookupError) as exc:
+        except (RunNotFound, SliceError, ValueError) as exc:
             raise CliError(str(exc).strip("'\"")) from None
     wrapper.__name__ = fn.__name__
     return wrapper
@@ -79,7 +101,7 @@ def _runs(args: argparse.Namespace) -> int:
         ms = rec.get("duration_ms")
         rec["seconds"] = None if ms is None or ms != ms else round(ms / 1000, 1)
         rows.append({k: rec.get(k) for k in RUN_COLUMNS + ["error_message"]})
-    cols = RUN_COLUMNS + (["error_message"] if any(r.get("error_message") for r in rows) else [])
+    cols = [*RUN_COLUMNS, *(["error_message"] if any(r.get("error_message") for r in rows) else [])]
     human = format_table(rows, cols, {"error_message": 50}, {**RUN_HEADERS, "error_message": "error"}) \
         if rows else "no runs match" if (args.status or since or until) else "no runs recorded yet"
     emit(args, rows, human)
@@ -90,7 +112,8 @@ def _describe_run(rec: dict[str, Any]) -> str:
     lines = [f"run {rec['run_id']}  {rec['component']}  partition={rec.get('partition_key') or '-'}  "
              f"status={rec['status'].upper()}"]
     lines.append(f"  started {fmt_time(rec.get('started_at'))}  ended {fmt_time(rec.get('ended_at'))}  "
-                 f"({(rec.get('duration_ms') or 0) / 1000:.1f} s)  dagster run {rec.get('dagster_run_id') or '-'}")
+                 f"({(rec.get('duration_ms') or 0) / 1000:.1f} s)")
+    lines.append(f"  dagster run {rec.get('dagster_run_id') or '-'}")
     if rec.get("error_message"):
         lines.append(f"  error   {rec.get('error_type')}: {rec['error_message']}")
     lines.append(f"  code    version {rec.get('code_version')}  source sha256 {short(rec.get('source_hash'), 16)}  "
@@ -119,12 +142,16 @@ def _describe_run(rec: dict[str, Any]) -> str:
     metrics = rec.get("metrics") or {}
     if metrics:
         lines.append("  metrics " + ", ".join(f"{k}={short(v)}" for k, v in sorted(metrics.items())))
+    from tracelake.lineage.query.history import split_observed
+
     for check in rec.get("checks") or []:
-        observed = check.get("observed_text") or short(check.get("observed_value"))
-        lines.append(f"  check   {_outcome(check)} {check['check_name']} "
-                     f"observed {observed}  threshold {check.get('threshold_text')}")
+        outcome, statistic = split_observed(check.get("observed_text"))
+        seen = "; ".join(x for x in (outcome or short(check.get("observed_value")), statistic) if x)
+        lines.append(f"  check   {_outcome(check)} {check['check_name']}: {short(seen, 64)}  "
+                     f"({check.get('threshold_text')})")
     if rec.get("config"):
-        lines.append(f"  config  {json.dumps(rec['config'], sort_keys=True)[:300]}")
+        text = json.dumps(rec["config"], sort_keys=True)
+        lines.append(f"  config  {short(text, 80)}" + ("  (all of it: --json)" if len(text) > 80 else ""))
     if rec.get("mlflow_run_url"):
         lines.append(f"  mlflow  {rec['mlflow_run_url']}")
     return "\n".join(lines)
@@ -226,8 +253,9 @@ def _history_text(component: str, rows: list[dict[str, Any]]) -> str:
         lines.append("declared tests that failed or warned:")
         for r in failing:
             for t in r["tests"]["failed"]:
-                lines.append(f"  {r['partition_key'] or '-'}  {t['result']} {t['check']}: observed {short(t['observed'], 60)}"
-                             f" (threshold {t['threshold']})")
+                seen = "; ".join(str(x) for x in (t["observed"], t.get("statistic")) if x is not None)
+                lines.append(f"  {r['partition_key'] or '-'}  {t['result']} {t['check']}: {short(seen, 64)} "
+                             f"({t['threshold']})")
     return "\n".join(lines)
 
 
@@ -249,8 +277,18 @@ def _test_side(t: dict[str, Any] | None) -> str:
     if t is None:
         return "not run"
     observed = short(t.get("observed"), 44)
-    rows = f", {plural(t['failing_rows'], 'failing row')}" if t.get("failing_rows") else ""
-    return f"{t['result']} ({observed}{rows})" if observed != "-" or rows else t["result"]
+    return f"{t['result']} ({observed})" if observed != "-" else t["result"]
+
+
+def _statistic_change(check: str, a: str | None, b: str | None) -> str:
+    """``fare_amount_range observed range: [5.03 .. 139.42] -> [493.0 .. 9848.0]``."""
+    import re
+
+    label = re.compile(r"^(observed [a-z ]+?) (\[.*\]|\S+)$")
+    ma, mb = label.match(a or ""), label.match(b or "")
+    if ma and mb and ma.group(1) == mb.group(1):
+        return f"{check} {ma.group(1)}: {ma.group(2)} -> {mb.group(2)}"
+    return f"{check}: {short(a, 50)} -> {short(b, 50)}"
 
 
 def _diff_text(d: dict[str, Any]) -> str:
@@ -279,12 +317,13 @@ def _diff_text(d: dict[str, Any]) -> str:
     if rows.get("delta") is not None:
         pct = f", {rows['change']:+.1%}" if rows.get("change") is not None else ""
         change = f"  ({rows['delta']:+d}{pct})"
-    lines.append(f"  output: {d['output']['a'] or 'nothing written'} -> {d['output']['b'] or 'nothing written'}{change}")
-    if data.get("quarantined_rows"):
-        q = data["quarantined_rows"]
-        lines.append(f"  quarantined rows: {q['a'] if q['a'] is not None else 0} -> {q['b'] if q['b'] is not None else 0}")
+    nothing = "nothing written"
+    lines.append(f"  output: {d['output']['a'] or nothing} -> {d['output']['b'] or nothing}{change}")
+    q = data.get("quarantined_rows")
+    if q and (q["a"] or 0) != (q["b"] or 0):
+        lines.append(f"  quarantined rows: {q['a'] or 0} -> {q['b'] or 0}")
     for name, obs in data["observed"].items():
-        lines.append(f"  {name}: {short(obs['a'], 50)} -> {short(obs['b'], 50)}")
+        lines.append("  " + _statistic_change(name, obs["a"], obs["b"]))
     tests = d["tests"]
     if tests:
         changed = [t for t in tests if t["changed"]]
@@ -293,14 +332,13 @@ def _diff_text(d: dict[str, Any]) -> str:
         quiet = 0
         for t in tests:
             a, b = t["a"] or {}, t["b"] or {}
-            if not t["changed"] and a.get("result") == "PASS" and b.get("result") == "PASS" \
-                    and a.get("observed") == b.get("observed"):
+            if not t["changed"] and a.get("result") == "PASS" and b.get("result") == "PASS":
                 quiet += 1
                 continue
             mark = "*" if t["changed"] else " "
             lines.append(f" {mark}{t['check']}: {_test_side(t['a'])} -> {_test_side(t['b'])}")
         if quiet:
-            lines.append(f"  ({plural(quiet, 'other test')} passed in both with the same observation)")
+            lines.append(f"  ({plural(quiet, 'other test')} passed in both runs)")
     else:
         lines.append("declared tests: none recorded for either run")
     if d["metrics"]:
@@ -400,19 +438,25 @@ def _flags(args: argparse.Namespace) -> int:
 
 @_guard
 def _review(args: argparse.Namespace) -> int:
-    from tracelake.lineage.query.flags import review
+    from tracelake.lineage.query.review import lineage_evidence, review
 
     since, until = _span(args)
     lake = _lake(args)
     if args.table is not None:
         _known_table(lake, args.table)
-    entries = review(lake, since=since, until=until, table=args.table, window=args.window)
-    rows = [{"rank": i + 1, "run_id": e.run_id, "component": e.component, "partition_key": e.partition_key,
-             "score": e.score, "why": e.why} for i, e in enumerate(entries[: args.top])]
-    emit(args, [e.__dict__ | {"why": e.why} for e in entries[: args.top]],
-         format_table(rows, ["rank", "component", "partition_key", "run_id", "score", "why"], {"why": 60},
-                      {"partition_key": "partition"})
-         if rows else "no active flags to review")
+    evidence = (lineage_evidence, *[e for e in args.review_evidence if e is not lineage_evidence])
+    entries = review(lake, since=since, until=until, table=args.table, window=args.window, evidence=evidence)
+    shown = entries[: args.top]
+    rows = [{"rank": e.rank, "component": e.component, "partition_key": e.partition_key, "run_id": e.run_id,
+             "score": e.score, "evidence": e.weight, "why": e.why} for e in shown]
+    text = format_table(rows, ["rank", "component", "partition_key", "run_id", "score", "evidence", "why"],
+                        {"why": 90}, {"partition_key": "partition"}) if rows else "no active flags to review"
+    if shown and shown[0].tied_with:
+        text += (f"\nThe first {len(shown[0].tied_with) + 1} are tied: the record holds no evidence that separates "
+                 "them - look at each.")
+    elif shown:
+        text += f"\nLook first at #{shown[0].rank}: {shown[0].component} {shown[0].partition_key or ''}".rstrip()
+    emit(args, [e.to_dict() for e in shown], text)
     return 0
 
 
@@ -431,19 +475,22 @@ def _upstream_checks(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from tracelake.lineage.query.sql import ask, sql_session
+    import logging
+
+    from tracelake.lineage.query.sql import ask, cli_session
     from tracelake.lineage.query.sql_guard import SqlRefused, judge
 
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)   # its parser notes are not the user's business
     try:
-        judge(args.query, admin=args.admin)  # refuse before starting anything expensive
+        statements = judge(args.query, admin=args.admin)  # refuse before starting anything expensive
     except SqlRefused as exc:
         raise CliError(str(exc)) from None
     if args.admin and not (args.reason and args.reason.strip()):
         raise CliError("--admin needs --reason: say why, it goes into the audit record")
     lake = _lake(args)
-    progress_note("tracelake: starting Spark to answer SQL (about 20 s the first time)...")
+    _known_sql_tables(lake, statements)
     with _quiet_jvm():
-        spark = sql_session(lake)
+        spark = cli_session(lake, progress_note)   # the lakehouse's Connect server when one is up
         try:
             frame = ask(lake, spark, args.query, admin=args.admin, reason=args.reason)
             rows = [r.asDict(recursive=True) for r in frame.limit(args.limit).collect()] if frame is not None else []
@@ -452,8 +499,39 @@ def _sql(args: argparse.Namespace) -> int:
         except Exception as exc:  # Spark's analysis and runtime errors (1/0, a bad CAST): one line, exit 2
             raise CliError(f"Spark SQL: {_first_line(exc)}") from None
     columns = frame.columns if frame is not None else []
-    emit(args, rows, format_table(rows, columns, {c: 60 for c in columns}) if rows else "(no rows)")
+    emit(args, rows, format_table(rows, columns, dict.fromkeys(columns, 60)) if rows else "(no rows)")
     return 0
+
+
+def _known_sql_tables(lake, statements) -> None:
+    """Every table a question names must be one this lakehouse registers (checked before Spark)."""
+    import sqlglot
+    import sqlglot.expressions as exp
+    from tracelake.lineage.query.sql import data_tables
+
+    try:
+        known = {t.lower() for t in data_tables(lake)}
+    except NotImplementedError:   # an object store: Spark says what is missing
+        return
+    known |= {f"audit.{t}".lower() for t in lake.store.tables()} | {"run_inputs"}
+    from tracelake.lineage.record.audit_tables import CORE_AUDIT_TABLES
+
+    known |= {f"audit.{t.name}".lower() for t in CORE_AUDIT_TABLES}
+    for statement in statements:
+        if statement.kind != "question" or not statement.tables:
+            continue
+        try:
+            ctes = {c.alias_or_name.lower() for tree in sqlglot.parse(statement.text, read="spark") if tree
+                    for c in tree.find_all(exp.CTE)}
+        except sqlglot.errors.ParseError:
+            ctes = set()
+        for ref in statement.tables:
+            name = ref.lower().removeprefix("spark_catalog.").removeprefix("default.")
+            if name in ctes or name in known:
+                continue
+            data = sorted(t for t in known if "." not in t and t != "run_inputs")
+            raise CliError(f"no table {ref!r} in {lake.settings.home}; tables: {', '.join(data) or 'none yet'} "
+                           "(audit tables as audit.<name>; `tracelake sql \"SHOW TABLES\"` lists them)")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -505,11 +583,12 @@ class _quiet_jvm:
 
 
 def _spark_sql(args: argparse.Namespace) -> int:
-    from tracelake.lineage.query.sql import ask, sql_session
+    from tracelake.lineage.query.sql import ask, cli_session
 
+    if args.serve:
+        return _serve_connect(args)
     lake = _lake(args)
-    progress_note("tracelake: starting Spark (about 20 s the first time)...")
-    spark = sql_session(lake)
+    spark = cli_session(lake, progress_note)
     print("tracelake Spark SQL (read-only): every table by name, audit tables as audit.<name>; end statements "
           "with ';', quit with Ctrl-D", file=sys.stderr)
     buffer = ""
@@ -526,9 +605,19 @@ def _spark_sql(args: argparse.Namespace) -> int:
         try:
             frame = ask(lake, spark, statement)
             rows = [r.asDict(recursive=True) for r in frame.limit(args.limit).collect()] if frame is not None else []
-            print(format_table(rows, frame.columns, {c: 60 for c in frame.columns}) if rows else "(no rows)")
+            print(format_table(rows, frame.columns, dict.fromkeys(frame.columns, 60)) if rows else "(no rows)")
         except Exception as exc:  # keep the shell alive; show the error's first line
             print(f"error: {_first_line(exc)}", file=sys.stderr)
+
+
+def _serve_connect(args: argparse.Namespace) -> int:
+    """`tracelake spark-sql --serve`: a Spark Connect server for this lakehouse (lineage/connect.py)."""
+    from tracelake.lineage.query.sql import serve_lakehouse
+
+    try:
+        return serve_lakehouse(_lake(args), args.port)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from None
 
 
 @_guard
@@ -556,7 +645,9 @@ def _reproduce(args: argparse.Namespace) -> int:
 _STATUSES = ["started", "succeeded", "failed", "skipped", "abandoned"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction, review_evidence: Sequence[Any] = ()) -> None:
+    """``review_evidence``: extra evidence sources for ``review`` from the layers above (the
+    monitors' drift and anomalies); the audit record's own evidence is always used."""
     where = text_arg("--where")
     p = sub.add_parser("runs", help="list component runs, newest first")
     p.add_argument("--component", help="only this component")
@@ -614,7 +705,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_flag)
 
     p = sub.add_parser("unflag", help="withdraw a flag")
-    p.add_argument("flag_id", type=run_id)
+    p.add_argument("flag_id", type=record_id("a flag id", "tracelake flags"))
     p.add_argument("--reason")
     p.add_argument("--by", type=text_arg("--by"))
     add_json_flag(p)
@@ -635,7 +726,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="partitions each side that count as the same period")
     p.add_argument("--top", type=positive_int, default=10)
     add_json_flag(p)
-    p.set_defaults(func=_review)
+    p.set_defaults(func=_review, review_evidence=tuple(review_evidence))
 
     p = sub.add_parser("upstream-checks", help="declared tests that failed or warned upstream of a slice")
     p.add_argument("table", type=table_name)
@@ -656,6 +747,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("spark-sql", help="an interactive Spark SQL shell over the lakehouse")
     p.add_argument("--limit", type=positive_int, default=100)
+    p.add_argument("--serve", action="store_true", help="run a Spark Connect server for this lakehouse instead "
+                   "(foreground, Ctrl-C stops it); `tracelake sql` then answers in seconds")
+    p.add_argument("--port", type=port, default=15002, help="its port on 127.0.0.1 (default 15002)")
     p.set_defaults(func=_spark_sql)
 
     p = sub.add_parser("reproduce", help="save the exact inputs a run read (Parquet + manifest)")

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
-from tracelake.lineage.record.chain import normalize_row
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.runs import RunNotFound
+from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
+from tracelake.lineage.record.chain import normalize_row
 
-__all__ = ["AuditIndex", "KeyPair", "parse_lineage_keys"]
+__all__ = ["AuditIndex", "KeyPair", "parse_lineage_keys", "recorded_runs"]
 
 _SCALARS = ["run_id", "component", "asset_key", "partition_key", "dagster_run_id", "status", "started_at",
             "ended_at", "duration_ms", "output_table", "output_path", "output_version", "output_rows", "write_mode",
@@ -86,7 +86,7 @@ class AuditIndex:
     def __init__(self, lake: Lakehouse, table: pa.Table | None = None):
         self.lake = lake
         if table is None:
-            table = self._load(lake)
+            table = recorded_runs(lake)
         self.table = table
         layout = lake.layout
         self.runs = table.select(_SCALARS).to_pandas(integer_object_nulls=True).set_index("run_id", drop=False)
@@ -105,32 +105,14 @@ class AuditIndex:
         self._in_version = self.inputs["version"].fillna(-1).to_numpy() if not self.inputs.empty else None
         self._out_parts = dict(zip(self.runs["run_id"], (p or [] for p in table.column("output_partitions").to_pylist())))
         self._meta = {r.run_id: r for r in self.runs[["run_id", "component", "output_table", "output_path",
-                                                      "output_version", "write_mode"]].itertuples(index=False)}
+                                                      "output_version", "write_mode", "partition_key", "status",
+                                                      "started_at"]].itertuples(index=False)}
         self._records: dict[str, dict[str, Any]] = {}
         self._writes = self._build_writes(table)
         self._per_table: dict[str, dict[str, Any]] = {}
         self._path_tables: dict[str, str] | None = None
+        self._added: dict[str, list[dict[str, Any]] | None] = {}
 
-    @staticmethod
-    def _load(lake: Lakehouse) -> pa.Table:
-        data = lake.store.read_arrow(COMPONENT_RUNS)
-        # A record both flushed and still in the journal's tail appears twice: keep one.
-        ids = data.column("run_id").to_pylist()
-        seen: set[str] = set()
-        keep = []
-        for i, rid in enumerate(ids):
-            if rid not in seen:
-                seen.add(rid)
-                keep.append(i)
-        if len(keep) != len(ids):
-            data = data.take(pa.array(keep))
-        open_rows = [r.row for r in lake.journal.open_runs() if r.run_id not in seen]
-        if open_rows:
-            schema = COMPONENT_RUNS.schema
-            extra = pa.Table.from_pylist([normalize_row({**r, "status": "started"}, schema) for r in open_rows],
-                                         schema=schema)
-            data = pa.concat_tables([data, extra])
-        return data
 
     @staticmethod
     def _explode_partitions(inputs: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +137,8 @@ class AuditIndex:
 
     # -- single runs ----------------------------------------------------------------------------
     def meta(self, run_id: str) -> Any:
-        """(run_id, component, output_table, output_path, output_version, write_mode) - cheap."""
+        """(run_id, component, output_table, output_path, output_version, write_mode, partition_key,
+        status, started_at) - cheap."""
         return self._meta[run_id]
 
     def output_partitions(self, run_id: str) -> list[str]:
@@ -211,9 +194,59 @@ class AuditIndex:
                 if row.run_id in rolled_back:
                     _undo(parts, overwrites, row, rolled_back[row.run_id])
             cached = {"parts": parts, "appends": appends, "overwrites": overwrites, "rolled_back": rolled_back,
-                      "by_version": {v: r for v, r in zip(w["version"], w["run_id"], strict=True)}}
+                      "by_version": {v: r for v, r in zip(w["version"], w["run_id"], strict=True)},
+                      "versions": sorted(set(w["version"])), "modes": set(w["mode"].dropna())}
             self._per_table[table] = cached
         return cached
+
+    def write_modes(self, table: str) -> set[str]:
+        """How the recorded runs wrote ``table`` (partition / append / overwrite)."""
+        return self._table_writes(table)["modes"]
+
+    def recorded_versions(self, table: str) -> set[int]:
+        """Versions of ``table`` the records account for: runs' commits and their rollbacks."""
+        tw = self._table_writes(table)
+        return set(tw["by_version"]) | set(tw["rolled_back"].values())
+
+    def current_writer(self, table: str, partition: Any, version: int) -> str | None:
+        """The run whose rows partition ``partition`` of ``table`` holds at ``version`` (partition
+        writes; a rollback hands the partition back to the run it had replaced). None: nobody."""
+        hit = _last_before(self._table_writes(table)["parts"].get(partition, []), version)
+        return None if hit is None or hit[1] == _NOBODY else hit[1]
+
+    def partitions_written(self, table: str) -> list[Any]:
+        return list(self._table_writes(table)["parts"])
+
+    def appends_live_at(self, table: str, version: int) -> list[str]:
+        """Append-mode runs whose rows are in ``table`` at ``version`` (not rolled back by then)."""
+        tw = self._table_writes(table)
+        return [run for v, run in tw["appends"] if v <= version and tw["rolled_back"].get(run, version + 1) > version]
+
+    def overwrite_live_at(self, table: str, version: int) -> str | None:
+        hit = _last_before(self._table_writes(table)["overwrites"], version)
+        return None if hit is None or hit[1] == _NOBODY else hit[1]
+
+    def newest_write_before(self, table: str, version: int) -> str | None:
+        """The run of the newest recorded commit of ``table`` at or before ``version``."""
+        tw = self._table_writes(table)
+        i = bisect.bisect_right(tw["versions"], version)
+        return tw["by_version"][tw["versions"][i - 1]] if i else None
+
+    def added_files(self, run_id: str) -> list[dict[str, Any]] | None:
+        """The data files the run's output commit added, as recorded (None: not recorded - a
+        record written before the field existed, or an external run)."""
+        if run_id not in self._added:
+            column = self.table.column("output_added_files") if "output_added_files" in self.table.column_names \
+                else None
+            self._added[run_id] = None if column is None else column[self._row[run_id]].as_py()
+        return self._added[run_id]
+
+    def table_of_path(self, path: str) -> str | None:
+        """The table a recorded run wrote at ``path`` (resolved through the layout)."""
+        if self._path_tables is None:
+            self._path_tables = {p: t for p, t in zip(self.runs["output_path"], self.runs["output_table"], strict=True)
+                                 if p and t}
+        return self._path_tables.get(path)
 
     def writer_of_version(self, table: str, version: int) -> str | None:
         return self._table_writes(table)["by_version"].get(version)
@@ -221,10 +254,7 @@ class AuditIndex:
     def writer_at(self, path: str, version: int) -> str | None:
         """The recorded run that committed ``version`` of the table at ``path`` (the slice reader
         attributes rows of tables written outside Tracelake - no ``_tl_run_id`` - this way)."""
-        if self._path_tables is None:
-            self._path_tables = {p: t for p, t in zip(self.runs["output_path"], self.runs["output_table"], strict=True)
-                                 if p and t}
-        table = self._path_tables.get(path)
+        table = self.table_of_path(path)
         return None if table is None else self.writer_of_version(table, version)
 
     def live_writers(self, table: str, version: int, partitions: Iterable[str] | None = None) -> list[str]:
@@ -329,3 +359,26 @@ class AuditIndex:
                     cols.setdefault(name, set()).update(p.inp for p in pairs)
             self._key_columns = cols
         return set(self._key_columns.get(table, set()))
+
+
+def recorded_runs(lake: Lakehouse) -> pa.Table:
+    """Every component run recorded, each once: the flushed and journaled records (a record both
+    flushed and still in the journal's tail appears twice: one is kept) plus the runs still open,
+    as ``started``."""
+    data = lake.store.read_arrow(COMPONENT_RUNS)
+    ids = data.column("run_id").to_pylist()
+    seen: set[str] = set()
+    keep = []
+    for i, rid in enumerate(ids):
+        if rid not in seen:
+            seen.add(rid)
+            keep.append(i)
+    if len(keep) != len(ids):
+        data = data.take(pa.array(keep))
+    open_rows = [r.row for r in lake.journal.open_runs() if r.run_id not in seen]
+    if open_rows:
+        schema = COMPONENT_RUNS.schema
+        extra = pa.Table.from_pylist([normalize_row({**r, "status": "started"}, schema) for r in open_rows],
+                                     schema=schema)
+        data = pa.concat_tables([data, extra])
+    return data

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
-
-from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.lakehouse import Lakehouse
-from tracelake.lineage.record.audit_tables import CHECK_RESULTS
+from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.query.runs import list_runs
+from tracelake.lineage.record.audit_tables import CHECK_RESULTS
 
 __all__ = ["component_history", "diff_runs", "flatten"]
 
@@ -43,8 +43,8 @@ def component_history(lake: Lakehouse, component: str, *, since: datetime | None
         before = {t["check"]: t["result"] for t in tests.get(prev["run_id"], [])} if prev is not None else {}
         flipped = [t["check"] for t in mine if t["check"] in before and before[t["check"]] != t["result"]]
         if flipped:
-            details["tests"] = {"a": ", ".join(f"{c} {before[c]}" for c in flipped),
-                                "b": ", ".join(f"{t['check']} {t['result']}" for t in mine if t["check"] in flipped)}
+            details["tests"] = {"a": {c: before[c] for c in flipped},
+                                "b": {t["check"]: t["result"] for t in mine if t["check"] in flipped}}
         row = {
             "run_id": rec["run_id"], "partition_key": rec.get("partition_key"), "status": rec["status"],
             "started_at": rec.get("started_at"), "seconds": _seconds(rec.get("duration_ms")),
@@ -70,7 +70,8 @@ def _changes(prev: dict[str, Any], rec: dict[str, Any]) -> dict[str, dict[str, A
     if rec.get("git_commit") != prev.get("git_commit"):
         out["git"] = {"a": _short_hash(prev.get("git_commit")), "b": _short_hash(rec.get("git_commit"))}
     if rec.get("config_json") != prev.get("config_json"):
-        ca, cb = flatten(json.loads(prev.get("config_json") or "{}")), flatten(json.loads(rec.get("config_json") or "{}"))
+        ca = flatten(json.loads(prev.get("config_json") or "{}"))
+        cb = flatten(json.loads(rec.get("config_json") or "{}"))
         keys = [k for k in sorted(set(ca) | set(cb)) if ca.get(k) != cb.get(k)]
         out["config"] = {"a": {k: ca.get(k) for k in keys}, "b": {k: cb.get(k) for k in keys}}
     if rec.get("output_schema_hash") and prev.get("output_schema_hash") and \
@@ -112,11 +113,34 @@ def _tests_by_run(lake: Lakehouse, run_ids: set[str]) -> dict[str, list[dict[str
 def _test(r: dict[str, Any]) -> dict[str, Any]:
     passed = bool(r.get("passed"))
     value = r.get("observed_value")
-    return {"check": r["check_name"], "result": "PASS" if passed else ("FAIL" if r.get("severity") == "error" else "WARN"),
-            "observed": r.get("observed_text") or (None if value is None or value != value else value),
-            "observed_value": None if value is None or value != value else float(value),
+    value = None if value is None or value != value else float(value)
+    result = "PASS" if passed else ("FAIL" if r.get("severity") == "error" else "WARN")
+    text = r.get("observed_text")
+    outcome, statistic = split_observed(text)
+    return {"check": r["check_name"], "result": result,
+            "observed": outcome if text else value,          # short: "390 of 390 rows fail"
+            "statistic": statistic,                           # what it saw: "observed range [493.0 .. 9848.0]"
+            "observed_text": text, "observed_value": value,
             "threshold": r.get("threshold_text"), "failing_rows": _int(r.get("failing_rows")),
             "blocking": bool(r.get("blocking"))}
+
+
+_FAILING = re.compile(r"^(?P<count>\d+ of \d+ rows fail)(?P<rule>: .*?)?(?P<rest>(; .*)|( \(quarantined\)))?$")
+
+
+def split_observed(text: str | None) -> tuple[str | None, str | None]:
+    """A declared test's observation as (outcome, statistic): ``"390 of 390 rows fail: fare_amount IS
+    NULL OR (...); observed range [493.0 .. 9848.0]"`` -> ``("390 of 390 rows fail", "observed range
+    [493.0 .. 9848.0]")`` - the rule itself is the test's definition, not news."""
+    if not text:
+        return None, None
+    found = _FAILING.match(text.strip())
+    if not found:
+        return text.strip(), None
+    rest = (found.group("rest") or "").strip()
+    if rest == "(quarantined)":
+        return f"{found.group('count')} (quarantined)", None
+    return found.group("count"), rest.removeprefix("; ").strip() or None
 
 
 def _int(value: Any) -> int | None:
@@ -124,7 +148,7 @@ def _int(value: Any) -> int | None:
 
 
 def _seconds(ms: Any) -> float | None:
-    return None if ms is None or ms != ms else round(float(ms) / 1000, 2)
+    return None if ms is None or ms != ms else round(float(ms) / 1000, 1)
 
 
 def diff_runs(lake: Lakehouse, run_a: str, run_b: str, index: AuditIndex | None = None) -> dict[str, Any]:
@@ -165,8 +189,8 @@ def _tests_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[s
         rows.append({"check": name, "a": ta, "b": tb,
                      "changed": (ta or {}).get("result") != (tb or {}).get("result")})
     # What points at a problem first: changed outcomes, then failures, then the rest.
-    rows.sort(key=lambda r: (not r["changed"], "FAIL" not in {(r["a"] or {}).get("result"), (r["b"] or {}).get("result")},
-                             r["check"]))
+    rows.sort(key=lambda r: (not r["changed"],
+                             "FAIL" not in {(r["a"] or {}).get("result"), (r["b"] or {}).get("result")}, r["check"]))
     return rows
 
 
@@ -184,9 +208,9 @@ def _data_diff(a: dict[str, Any], b: dict[str, Any], tests: list[dict[str, Any]]
         out["quarantined_rows"] = {"a": qa, "b": qb}
     observed = {}
     for t in tests:
-        oa, ob = (t["a"] or {}).get("observed"), (t["b"] or {}).get("observed")
-        if oa != ob and (oa is not None or ob is not None):
-            observed[t["check"]] = {"a": oa, "b": ob}
+        sa, sb = (t["a"] or {}).get("statistic"), (t["b"] or {}).get("statistic")
+        if sa != sb and (sa is not None or sb is not None):
+            observed[t["check"]] = {"a": sa, "b": sb}
     out["observed"] = observed
     return out
 

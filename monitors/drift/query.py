@@ -9,27 +9,41 @@ stored profiles too (``previous``, ``fixed:START..END``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tracelake.lineage import Lakehouse
 from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS
-from tracelake.lineage.record.delta_meta import latest_version
-from tracelake.lineage.query.flags import changed_since_previous
 from tracelake.lineage.query.graph import AuditIndex
+from tracelake.lineage.query.review import changed_since_previous
 from tracelake.lineage.query.trace import LineageWalker, trace
-
-from tracelake.monitors.drift.statistics import DriftResult, compare_profiles
-from tracelake.monitors.drift.job import DriftTarget, compute_drift, load_profiles, multivariate_row, reference_frame, run_evidently
+from tracelake.lineage.record.delta_meta import latest_version
 from tracelake.monitors.drift.evidently_report import EvidentlyReport
+from tracelake.monitors.drift.job import (
+    DriftTarget,
+    compute_drift,
+    load_profiles,
+    multivariate_row,
+    reference_frame,
+    run_evidently,
+)
 from tracelake.monitors.drift.profile_specs import load_spec
 from tracelake.monitors.drift.profiles import ALL, merge
 from tracelake.monitors.drift.references import Reference, days_between, resolve_reference
+from tracelake.monitors.drift.statistics import DriftResult, compare_profiles
 
-__all__ = ["DriftWindow", "parse_window", "drift_of_window", "explain_drift", "WindowDrift", "PROFILES_TABLE",
-           "default_report_dir"]
+__all__ = [
+    "PROFILES_TABLE",
+    "DriftWindow",
+    "WindowDrift",
+    "default_report_dir",
+    "drift_of_window",
+    "explain_drift",
+    "parse_window",
+]
 
 PROFILES_TABLE = "data_profiles"
 
@@ -42,8 +56,8 @@ class DriftWindow:
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
-        start = datetime.fromisoformat(self.days[0]).replace(tzinfo=timezone.utc)
-        end = datetime.fromisoformat(self.days[-1]).replace(tzinfo=timezone.utc) + timedelta(days=1)
+        start = datetime.fromisoformat(self.days[0]).replace(tzinfo=UTC)
+        end = datetime.fromisoformat(self.days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
         return start, end
 
 

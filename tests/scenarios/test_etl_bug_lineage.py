@@ -8,16 +8,17 @@ import json
 
 import pytest
 from deltalake import DeltaTable
-
 from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.query import slices
-from tracelake.lineage.query.flags import active_flags, flag, review, unflag, upstream_checks
+from tracelake.lineage.query.flags import active_flags, flag, unflag, upstream_checks
 from tracelake.lineage.query.history import component_history, diff_runs
 from tracelake.lineage.query.impact import impact
 from tracelake.lineage.query.render import trace_dot, trace_mermaid, trace_tree
+from tracelake.lineage.query.review import review
 from tracelake.lineage.query.slices import SliceError
 from tracelake.lineage.query.trace import LineageWalker, trace
+from tracelake.monitors.review import review_with_monitors
 
 BUG_DAY, RETRAIN_DAY = "2026-01-14", "2026-01-19"
 
@@ -105,7 +106,10 @@ def test_history_marks_changes_and_diff_says_what_differs(etl_bug_scenario, reco
     lake = etl_bug_scenario.lake
     history = component_history(lake, "cleaned_trips")
     assert [h["partition_key"] for h in history][:2] == ["2026-01-05", "2026-01-06"]
-    assert all(h["changed"] == [] for h in history)  # same code and config all along
+    # Same code and config all along; what changes is the declared tests' outcome: the fare check
+    # fails on the bug day and passes again the day after.
+    assert all(set(h["changed"]) <= {"tests"} for h in history)
+    assert [h["partition_key"] for h in history if h["changed"]] == [BUG_DAY, "2026-01-15"]
     assert {h["status"] for h in history} == {"succeeded"}
     a, b = record_of(lake, "tip_model", "2026-01-12"), record_of(lake, "tip_model", RETRAIN_DAY)
     d = diff_runs(lake, a["run_id"], b["run_id"])
@@ -171,11 +175,14 @@ def test_a_warm_walker_answers_repeated_questions_without_opening_a_table_again(
     assert set(first.nodes) == set(again.nodes) and first.rows == again.rows
     # Only the root table is resolved again (its newest version may have moved); every hop is memory.
     assert opened == [lake.layout.table("tip_predictions")]
+    # A cold walker gets the same answer, still without replaying upstream tables' logs: each hop
+    # reads the files its run recorded (only the root's newest version is resolved).
     cold = trace(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}'")
-    assert len(opened) > 3 and set(cold.nodes) == set(first.nodes)  # a cold walker does open them
+    assert set(cold.nodes) == set(first.nodes) and cold.rows == first.rows
+    assert opened == [lake.layout.table("tip_predictions")] * 2
 
 
-def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(etl_bug_scenario, record_of, tmp_path):
+def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(etl_bug_scenario, record_of, tmp_path, capsys):
     lake = open_lakehouse(etl_bug_scenario.copy(tmp_path / "flagged"))  # flags are writes: a private copy
     bad_etl = record_of(lake, "cleaned_trips", BUG_DAY)["run_id"]
     f1 = flag(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND pickup_zone IN ('Airport', 'Midtown')",
@@ -183,13 +190,25 @@ def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(etl_bug_scena
     flag(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}' AND payment_type = 'cash'", "cash tips predicted",
          by="oncall")
     assert f1["rows"] > 0 and len(active_flags(lake)) == 2
-    ranking = review(lake)
+    ranking = review_with_monitors(lake)
     top = ranking[0]
     assert top.run_id == bad_etl, [(e.component, e.partition_key, e.score, e.why) for e in ranking[:5]]
     assert top.in_flagged == 2 and top.in_unflagged == 0
-    assert "fare_amount_range" in top.why
+    assert top.origin and "fare_amount_range" in top.why and "where it starts" in top.why
+    # The whole bug day is behind every flagged row and no unflagged one: specificity ties them, and
+    # the evidence separates them - the features computed from the bad fares drifted, but their input
+    # already carried the fault, so they are not where it started; the raw feed holds no evidence.
+    day = {e.component: e for e in ranking if e.partition_key == BUG_DAY}
+    assert {e.score for e in day.values()} == {1.0}
+    features, raw = day["trip_features"], day["raw_trips"]
+    assert any(ev.kind == "drift" for ev in features.evidence) and not features.origin, features.why
+    assert not raw.evidence and "no evidence" in raw.why and raw.rank > top.rank
+    # Without the monitors' evidence the record still ranks the failed test first.
+    assert review(lake)[0].run_id == bad_etl
     shared = next(e for e in ranking if e.component == "tip_model")
     assert shared.score <= 0  # the model is behind every prediction, flagged or not: not the first place to look
+    assert main(["--home", str(lake.settings.home), "review"]) == 0
+    assert f"Look first at #1: cleaned_trips {BUG_DAY}" in capsys.readouterr().out
     failed = upstream_checks(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}'")
     assert any(c["check"] == "fare_amount_range" and c["run_id"] == bad_etl for c in failed)
     unflag(lake, f1["flag_id"], "false alarm for Midtown")
