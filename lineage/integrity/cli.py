@@ -78,6 +78,7 @@ def _dagster_runs():
     if not os.environ.get("DAGSTER_HOME"):
         return None
     import dagster as dg
+
     from tracelake.lineage.record.dagster_runs import DagsterRuns
 
     return DagsterRuns(dg.DagsterInstance.get())

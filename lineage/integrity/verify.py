@@ -15,13 +15,14 @@ from deltalake import DeltaTable
 
 from tracelake.lineage.integrity.chain_check import verify_chain
 from tracelake.lineage.integrity.commit_check import commit_problems, digest_problems
-from tracelake.lineage.query.sql import data_tables
-from tracelake.lineage.record.anchors import anchor_store
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
+from tracelake.lineage.query.sql import data_tables
 from tracelake.lineage.record import delta_meta
+from tracelake.lineage.record.anchors import anchor_store
+from tracelake.lineage.record.audit_store import UnknownAuditTable
 
-__all__ = ["verify_lakehouse", "VerifyReport"]
+__all__ = ["VerifyReport", "verify_lakehouse"]
 
 
 @dataclass
@@ -44,12 +45,21 @@ def verify_lakehouse(lake: Lakehouse, *, deep: bool = True) -> VerifyReport:
 
     ``deep`` also re-hashes the data files of every recorded version (the costliest part)."""
     report = VerifyReport()
-    heads, forged = anchor_store(lake.settings.home, lake.settings.anchor_dir).heads()
+    anchors = anchor_store(lake.settings.home, lake.settings.anchor_dir)
+    heads, forged = anchors.heads()
     if forged:
         report.problems.append(f"{forged} anchor line(s) fail their signature: the anchor file was edited")
     for table in sorted(set(lake.store.tables()) | {t for t, _ in heads}):
         anchored = [a for (t, _), a in heads.items() if t == table]
-        chain = verify_chain(lake.store, table, anchored)
+        try:
+            chain = verify_chain(lake.store, table, anchored)
+        except UnknownAuditTable:
+            newest = max(anchored, key=lambda a: a.at)
+            report.problems.append(
+                f"{table}: anchored ({len(anchored)} chain(s), newest at position {newest.chain_seq}) but the lakehouse "
+                f"has no such table: it was removed (if this lakehouse was deliberately deleted and recreated at the "
+                f"same path, move its old anchors {anchors.path} aside)")
+            continue
         report.tables[table] = chain.records
         report.checked_records += chain.records
         report.problems += chain.problems

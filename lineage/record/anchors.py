@@ -20,6 +20,8 @@ stops.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import hmac
 import json
@@ -27,9 +29,9 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["Anchor", "AnchorStore", "anchor_store"]
 
@@ -66,13 +68,36 @@ class AnchorStore:
         body = {"home": self.home, "table": table, "journal_id": journal_id, "chain_seq": chain_seq,
                 "record_hash": record_hash, "at": round(time.time(), 3)}
         line = json.dumps({**body, "sig": self._sign(body)}, sort_keys=True, separators=(",", ":")) + "\n"
+        data = line.encode()
         with _lock:
-            # One small O_APPEND write per line: whole lines, even from several processes.
+            # One O_APPEND write per line, under an exclusive lock: whole lines, even from several
+            # processes. A full disk can take part of a line (a short write, no error): that part
+            # is cut off again - a torn line would read as a forged anchor, a false tamper alarm.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line.encode())
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                start = os.fstat(fd).st_size
+                try:
+                    written = os.write(fd, data)
+                except OSError:
+                    os.ftruncate(fd, start)
+                    raise
+                if written != len(data):
+                    os.ftruncate(fd, start)
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: only {written} of {len(data)} bytes of "
+                                                f"an anchor line fitted in {self.path}; the partial line was removed")
             finally:
                 os.close(fd)
+
+    def retire(self) -> Path | None:
+        """Set this lakehouse's anchors aside (kept, renamed with the time) - only for a lakehouse
+        that was deliberately deleted and is being recreated at the same path (``demo --fresh``);
+        otherwise its old heads would read as records removed from the new one."""
+        if not self.path.exists():
+            return None
+        target = self.path.with_name(f"{self.path.stem}.retired-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
+        self.path.rename(target)
+        return target
 
     def anchors(self) -> Iterator[Anchor]:
         if not self.path.exists():
