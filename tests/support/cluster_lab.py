@@ -34,9 +34,9 @@ class Cluster:
 
     def client_env(self, home: str, **extra: str) -> dict[str, str]:
         """The environment of a process that works on lakehouse ``home`` of this cluster."""
-        env = {**os.environ, **self.env, "TRACELAKE_HOME": home, "PYTHONUNBUFFERED": "1", **extra}
-        env.pop("TRACELAKE_FAILPOINTS", None)
-        return env
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("TRACELAKE_FAILPOINT")}
+        # failpoints only when this process is given them, never inherited from the test's own
+        return {**inherited, **self.env, "TRACELAKE_HOME": home, "PYTHONUNBUFFERED": "1", **extra}
 
     def new_home(self, name: str) -> str:
         return f"s3a://lakehouse/{name}-{uuid.uuid4().hex[:8]}"
