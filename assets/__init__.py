@@ -20,7 +20,24 @@ PIPELINE_ASSETS = [raw_trips, cleaned_trips, trip_features, trip_labels, trainin
                    tip_predictions, model_evaluation, data_profiles, data_drift]
 
 __all__ = [
-    "PIPELINE_ASSETS", "raw_trips", "cleaned_trips", "trip_features", "trip_labels", "training_set",
-    "tip_model", "tip_predictions", "model_evaluation", "data_profiles", "data_drift", "DRIFT_TARGETS", "TripSimulatorResource", "World", "FaultPlan",
-    "parse_faults", "SIM_START", "daily", "weekly", "MODEL_NAME",
+                   "DRIFT_TARGETS",
+                   "MODEL_NAME",
+                   "PIPELINE_ASSETS",
+                   "SIM_START",
+                   "FaultPlan",
+                   "TripSimulatorResource",
+                   "World",
+                   "cleaned_trips",
+                   "daily",
+                   "data_drift",
+                   "data_profiles",
+                   "model_evaluation",
+                   "parse_faults",
+                   "raw_trips",
+                   "tip_model",
+                   "tip_predictions",
+                   "training_set",
+                   "trip_features",
+                   "trip_labels",
+                   "weekly",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
+
 from tracelake.lineage import LakehouseResource
 from tracelake.monitors.compliance.cli import issue_model, issue_period
 

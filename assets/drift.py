@@ -11,7 +11,7 @@ alert-fatigue rule; SLAs on recall are what page).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -22,11 +22,20 @@ from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, LakehouseResource, MissingInputError, component
 from tracelake.lineage.query.graph import AuditIndex
-from tracelake.monitors.alerts.manager import AlertManager
+from tracelake.lineage.record.redact import scrub_text
 from tracelake.monitors.alerts.channels import AlertChannelsResource
+from tracelake.monitors.alerts.manager import AlertManager
 from tracelake.monitors.drift.job import (
-    DRIFT_COLUMNS, DriftTarget, compute_drift, drift_rows, multivariate_row, observe_drift_alert, reference_frame,
-    run_evidently, summary, target_spec,
+    DRIFT_COLUMNS,
+    DriftTarget,
+    compute_drift,
+    drift_rows,
+    multivariate_row,
+    observe_drift_alert,
+    reference_frame,
+    run_evidently,
+    summary,
+    target_spec,
 )
 from tracelake.monitors.drift.profiles import from_rows, profile_spark, to_rows
 from tracelake.monitors.drift.references import resolve_reference
@@ -35,7 +44,7 @@ from .features import NUMERIC_FEATURES
 from .frames import spark_frame
 from .partitions import daily
 
-__all__ = ["data_profiles", "data_drift", "DRIFT_TARGETS", "PROFILE_SCHEMA", "DRIFT_SCHEMA", "DriftConfig"]
+__all__ = ["DRIFT_SCHEMA", "DRIFT_TARGETS", "PROFILE_SCHEMA", "DriftConfig", "data_drift", "data_profiles"]
 
 _SLICES = ("pickup_zone", "payment_type")
 # Calendar features differ between one day and a two-week reference by construction: not watched.
@@ -152,7 +161,7 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
     lake = lakehouse.open()
     index = AuditIndex(lake)
     day = context.partition_key
-    start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
     window = (start, start + timedelta(days=1))
     stored = data_profiles.drop("_tl_run_id", "_tl_partition").toPandas()
     out, drifted = [], {}
@@ -171,7 +180,7 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
                                    str(Path(lake.settings.home) / "reports" / "drift" / target.table / day),
                                    run.run_id, max_rows=config.sample_rows)
         except Exception as exc:  # the full-data statistics stand on their own; the failure is recorded per row
-            error = f"{type(exc).__name__}: {exc}"
+            error = scrub_text(f"{type(exc).__name__}: {exc}")
             context.log.error(f"data_drift: Evidently report for {target.table} failed: {error}")
         if report is not None and report.samples is not None:
             multivariate = multivariate_row(target, report.samples)

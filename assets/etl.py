@@ -10,14 +10,22 @@ from pyspark.sql import functions as F
 
 from tracelake.lineage import SourceMissing, component
 from tracelake.monitors.checks import (
-    AllowedValues, Expression, Finite, NotNull, Range, RowCount, RowCountVsHistory, Schema, Unique,
+    AllowedValues,
+    Expression,
+    Finite,
+    NotNull,
+    Range,
+    RowCount,
+    RowCountVsHistory,
+    Schema,
+    Unique,
 )
 from tracelake.monitors.runbooks import runbook
 
 from .partitions import daily
 from .resources import TripSimulatorResource
 
-__all__ = ["raw_trips", "cleaned_trips"]
+__all__ = ["cleaned_trips", "raw_trips"]
 
 
 

@@ -17,7 +17,7 @@ from .inference import TIP_METRICS
 from .partitions import daily, previous_week_days, recent_labels
 from .training import MODEL_NAME
 
-__all__ = ["model_evaluation", "EVALUATION_SCHEMA"]
+__all__ = ["EVALUATION_SCHEMA", "model_evaluation"]
 
 EVALUATION_SCHEMA = T.StructType(
     [T.StructField("eval_date", T.StringType(), False), T.StructField("trip_date", T.StringType(), False),

@@ -16,11 +16,11 @@ A fault is ``kind@DATE`` (that day), ``kind@START..END`` (inclusive range) or ``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterable
 
-__all__ = ["Fault", "FaultPlan", "FAULT_KINDS", "parse_faults"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "parse_faults"]
 
 FAULT_KINDS = {
     "etl_bug": None,
@@ -97,7 +97,7 @@ class FaultPlan:
     faults: tuple[Fault, ...] = ()
 
     @classmethod
-    def parse(cls, specs: Iterable[str] | str | None) -> "FaultPlan":
+    def parse(cls, specs: Iterable[str] | str | None) -> FaultPlan:
         if specs is None:
             return cls()
         if isinstance(specs, str):

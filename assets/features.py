@@ -10,7 +10,7 @@ from tracelake.monitors.checks import Finite, NullRate, Range
 
 from .partitions import daily
 
-__all__ = ["trip_features", "FEATURE_COLUMNS", "CATEGORICAL_FEATURES", "NUMERIC_FEATURES"]
+__all__ = ["CATEGORICAL_FEATURES", "FEATURE_COLUMNS", "NUMERIC_FEATURES", "trip_features"]
 
 NUMERIC_FEATURES = ["pickup_hour", "day_of_week", "is_weekend", "is_night", "distance_km", "duration_min",
                     "fare_amount", "fare_per_km", "avg_speed_kmh", "passenger_count"]

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["spark_frame"]
 
 
-def spark_frame(spark: "SparkSession", frame: pd.DataFrame, schema: "StructType") -> "DataFrame":
+def spark_frame(spark: SparkSession, frame: pd.DataFrame, schema: StructType) -> DataFrame:
     """pandas -> Spark with an explicit schema (empty frames have no types to infer)."""
     frame = frame[[f.name for f in schema.fields]]
     if frame.empty:

@@ -9,13 +9,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from tracelake.lineage import ComponentRun, component
-from tracelake.monitors.metrics.evaluation import LabelledPredictions
 from tracelake.monitors.checks import ActionLimit, InputFreshness, Range, Unique
+from tracelake.monitors.metrics.evaluation import LabelledPredictions
 
 from .features import FEATURE_COLUMNS
 from .partitions import daily, recent_models
 
-__all__ = ["tip_predictions", "PREDICTION_SCHEMA", "TIP_METRICS"]
+__all__ = ["PREDICTION_SCHEMA", "TIP_METRICS", "tip_predictions"]
 
 # The ML metrics declared for the predictions: computed by model_evaluation once labels arrive.
 TIP_METRICS = LabelledPredictions(

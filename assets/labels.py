@@ -14,7 +14,7 @@ from .frames import spark_frame
 from .partitions import daily
 from .resources import TripSimulatorResource
 
-__all__ = ["trip_labels", "LABEL_SCHEMA"]
+__all__ = ["LABEL_SCHEMA", "trip_labels"]
 
 LABEL_SCHEMA = T.StructType([
     T.StructField("trip_id", T.StringType(), False),

@@ -7,12 +7,12 @@ blocking test failure that stops the pipeline pages the data team.
 from __future__ import annotations
 
 from tracelake.monitors.alerts.manager import AlertPolicy
-from tracelake.monitors.metrics.anomaly import RollingBand, SeasonalBand, StaticThreshold
 from tracelake.monitors.alerts.sla import MetricSLA, ReadyBy, VolumeVsWeekday
 from tracelake.monitors.alerts.watch import BlockedPipelinePolicy, MetricMonitor
+from tracelake.monitors.metrics.anomaly import RollingBand, SeasonalBand, StaticThreshold
 from tracelake.monitors.runbooks import runbook
 
-__all__ = ["SLAS", "MONITORS", "BLOCKED"]
+__all__ = ["BLOCKED", "MONITORS", "SLAS"]
 
 
 SLAS = [

@@ -8,8 +8,15 @@ from datetime import date
 
 import dagster as dg
 
-__all__ = ["SIM_START", "daily", "weekly", "previous_two_weeks", "recent_models", "previous_week_days",
-           "recent_labels"]
+__all__ = [
+    "SIM_START",
+    "daily",
+    "previous_two_weeks",
+    "previous_week_days",
+    "recent_labels",
+    "recent_models",
+    "weekly",
+]
 
 SIM_START = "2026-01-05"  # a Monday: simulated history starts here
 

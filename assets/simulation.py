@@ -14,14 +14,14 @@ world on chosen dates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from .faults import FaultPlan
 
-__all__ = ["World", "ZONES", "NEW_ZONE", "PAYMENT_TYPES", "TRIP_COLUMNS"]
+__all__ = ["NEW_ZONE", "PAYMENT_TYPES", "TRIP_COLUMNS", "ZONES", "World"]
 
 # name, share of demand, typical distance (km), tipping habit (logit offset)
 ZONES = [
@@ -80,7 +80,7 @@ class World:
         fare = np.round(3.0 + 1.75 * distance + 0.35 * duration_min + 5.0 * airport, 2)
         passengers = rng.choice([1, 2, 3, 4, 5, 6], size=n, p=[.68, .18, .06, .04, .02, .02]).astype("float64")
         payment = rng.choice(len(PAYMENT_TYPES), size=n, p=_PAYMENT_P)
-        start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         pickup = pd.to_datetime(start) + pd.to_timedelta(seconds, unit="s")
         dropoff = pickup + pd.to_timedelta(np.round(duration_min * 60), unit="s")
         # Real feeds are a little dirty: a few negative distances and missing passenger counts.

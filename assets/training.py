@@ -18,7 +18,7 @@ from .features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
 from .frames import spark_frame
 from .partitions import previous_two_weeks, weekly
 
-__all__ = ["training_set", "tip_model", "MODEL_NAME", "MODEL_TABLE_SCHEMA", "build_model"]
+__all__ = ["MODEL_NAME", "MODEL_TABLE_SCHEMA", "build_model", "tip_model", "training_set"]
 
 MODEL_NAME = "tip_model"
 
@@ -123,7 +123,7 @@ def tip_model(context: dg.AssetExecutionContext, training_set: DataFrame, run: C
     run.log_metrics(metrics)
     # Refit on all labelled rows for the registered model.
     final = build_model().fit(data[FEATURE_COLUMNS], data["label"])
-    example = data[FEATURE_COLUMNS].head(5).astype({c: "float64" for c in NUMERIC_FEATURES})
+    example = data[FEATURE_COLUMNS].head(5).astype(dict.fromkeys(NUMERIC_FEATURES, "float64"))
     registered = run.log_model(final, MODEL_NAME, input_example=example,
                                skops_trusted_types=_trusted_types(final))
     row = pd.DataFrame([{
@@ -132,7 +132,7 @@ def tip_model(context: dg.AssetExecutionContext, training_set: DataFrame, run: C
         "model_uri": registered["uri"],
         "mlflow_run_id": registered["mlflow_run_id"],
         "trained_for_week": context.partition_key,
-        "training_rows": int(len(data)),
+        "training_rows": len(data),
         "val_auc": metrics["val_auc"],
         "val_log_loss": metrics["val_log_loss"],
         "threshold": 0.5,

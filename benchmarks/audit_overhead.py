@@ -94,6 +94,7 @@ def _definitions(home: str):
     """The plain asset, the component, their resources, and the Spark session they share."""
     import dagster as dg
     import pandas as pd
+
     from tracelake.lineage import DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component
 
     spark_res = SparkResource(home=home)

@@ -192,6 +192,7 @@ class _QuarantineTimer:
 
 def overhead(days: int) -> list[dict]:
     import dagster as dg
+
     from tracelake.jobs.demo import DemoConfig, run_demo
     from tracelake.jobs.pipeline import daily_drift_job
     from tracelake.lineage import open_lakehouse

@@ -47,6 +47,7 @@ def _table():
 
 def _demo(home: Path, days: int) -> None:
     import dagster as dg
+
     from tracelake.jobs.demo import DemoConfig, run_demo
 
     instance_dir = home.parent / "dagster"

@@ -62,6 +62,7 @@ def profile_env(profile: str, home: str) -> dict[str, str]:
 def overhead_child(n: int, home: str, out: str) -> None:
     """In the profile's own process: audit_overhead's paired measurement, and one record kept."""
     from audit_overhead import measure, summarise
+
     from tracelake.lineage import open_lakehouse
 
     result = summarise(n, measure(n, home))
@@ -164,6 +165,7 @@ def _flush(home: str) -> dict:
 def history_template() -> dict:
     """A cleaned_trips record of the reference pipeline's simulated history (made by the recorder)."""
     from history import ensure_history
+
     from tracelake.lineage.lakehouse import open_lakehouse
 
     home, _ = ensure_history(trips_per_day=200, days=60)

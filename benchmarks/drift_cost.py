@@ -351,6 +351,7 @@ def _numpy_profiles(path: Path, spec, batch_rows: int) -> list:
     import numpy as np
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
+
     from tracelake.monitors.drift.profiles import Profile
 
     profiles = {c.name: Profile(c.name, c.kind, None, hist=np.zeros(c.bins + 2, np.int64) if c.kind == "numeric" else None)
@@ -455,6 +456,7 @@ def child_spark(work: Path, driver_memory: str | None, incremental: bool) -> dic
 def _incremental(spark, work: Path, spec, ref, cur, t_cur: float) -> dict:
     """A new day is a tenth of the current data; the other nine are history."""
     import numpy as np
+
     from tracelake.monitors.drift.profiles import merge, profile_spark
     from tracelake.monitors.drift.statistics import compare_profiles
 
@@ -735,6 +737,7 @@ def _args():
 
 def _prepare(args) -> tuple[Path, float]:
     import pyarrow.dataset as ds
+
     from tracelake.monitors.drift.profiles import derive_spec
 
     limit_mb = args.mem_limit_mb or 0.8 * _mem_available_mb()

@@ -46,6 +46,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).parent))
 
 import history_data as data
+
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.audit_tables import CHECK_RESULTS, COMPONENT_RUNS

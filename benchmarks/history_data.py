@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN
 from tracelake.lineage.record import delta_meta
 

@@ -111,6 +111,7 @@ def critical_path(n: int, endpoint: Endpoint) -> dict:
     import dagster as dg
     import pandas as pd
     from openlineage.client import OpenLineageClient
+
     from tracelake.lineage import DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component
     from tracelake.lineage.record.tables import write_commit
     from tracelake.monitors.checks import NotNull, Range
@@ -186,6 +187,7 @@ def critical_path(n: int, endpoint: Endpoint) -> dict:
 def export_rate(years: int, trips_per_day: int, days: int | None, endpoint: Endpoint) -> dict:
     from history import ensure_history
     from openlineage.client import OpenLineageClient
+
     from tracelake.lineage import open_lakehouse
     from tracelake.lineage.openlineage.history import export_events, export_to
     from tracelake.lineage.openlineage.transport import send

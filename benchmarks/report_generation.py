@@ -43,6 +43,7 @@ def _time_cmd(cmd: list[str], env: dict[str, str]) -> float:
 
 def _demo(home: Path, days: int) -> None:
     import dagster as dg
+
     from tracelake.jobs.demo import DemoConfig, run_demo
 
     instance_dir = home.parent / "dagster"

@@ -73,6 +73,7 @@ def _shift(rows: list[dict], k: int, days: int, ids: dict[str, str]) -> list[dic
 def build(years: int, base_home: str) -> str:
     """A copy of the base history whose audit record spans ``years`` years (cached)."""
     from deltalake import DeltaTable, write_deltalake
+
     from tracelake.lineage import open_lakehouse
 
     home = ROOT / f"{years}y"
@@ -112,6 +113,7 @@ def _questions(lake) -> tuple[str, str]:
 
 def measure(home: str, warm: int, cold: int) -> dict:
     from deltalake import DeltaTable
+
     from tracelake.lineage.lakehouse import forget_lakehouse, open_lakehouse
     from tracelake.lineage.query.graph import AuditIndex
     from tracelake.lineage.query.impact import impact

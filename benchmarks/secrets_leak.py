@@ -171,6 +171,7 @@ def child(work: Path, n_timing: int) -> None:
 
     import dagster as dg
     import pandas as pd
+
     from tracelake.lineage import (
         ComponentRun,
         DeltaIOManager,
@@ -356,6 +357,7 @@ def measure_redaction(work: Path, n: int) -> dict[str, Any]:
     reference pipeline's resources (lakehouse, simulator, alert channels) and a small config."""
     import dagster as dg
     import pandas as pd
+
     from tracelake.assets.resources import TripSimulatorResource
     from tracelake.jobs.resources import local_resources
     from tracelake.lineage import ComponentRun, LakehouseResource, component

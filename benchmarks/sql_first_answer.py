@@ -38,6 +38,7 @@ TARGET_S = 5.0
 
 def build_lakehouse(home: str, days: int) -> None:
     import dagster as dg
+
     from tracelake.jobs.demo import DemoConfig, run_demo
     from tracelake.jobs.pipeline import daily_drift_job
 
@@ -47,6 +48,7 @@ def build_lakehouse(home: str, days: int) -> None:
 
 def queries(home: str) -> list[str]:
     from deltalake import DeltaTable
+
     from tracelake.lineage import open_lakehouse
     from tracelake.lineage.query.sql import data_tables
 
@@ -98,6 +100,7 @@ def guard_over_connect(home: str) -> str:
 
     write_deltalake(outside, pa.table({"secret": ["do not read"]}))
     from pyspark.sql import SparkSession
+
     from tracelake.lineage.connect import running_server
     from tracelake.lineage.settings import load_settings
 

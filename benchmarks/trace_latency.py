@@ -174,6 +174,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from history import ensure_history
+
     from tracelake.lineage import open_lakehouse
     from tracelake.lineage.query.graph import AuditIndex
 

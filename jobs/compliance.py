@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+
 from tracelake.assets.compliance import (
     model_compliance_report,
     model_partition_key,

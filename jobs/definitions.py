@@ -9,7 +9,10 @@ from tracelake.assets.compliance import COMPLIANCE_ASSETS
 
 from .compliance import COMPLIANCE_JOBS, new_model_version_sensor, period_report_schedule
 from .maintenance import (
-    audit_maintenance_job, audit_maintenance_schedule, retention_verification_job, retention_verification_schedule,
+    audit_maintenance_job,
+    audit_maintenance_schedule,
+    retention_verification_job,
+    retention_verification_schedule,
 )
 from .monitoring import monitoring_checks, monitoring_job, monitoring_schedule
 from .pipeline import PIPELINE_JOBS, PIPELINE_SCHEDULES

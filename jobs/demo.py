@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+
 from tracelake.assets import SIM_START, parse_faults
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.cli_support import CliError

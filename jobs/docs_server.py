@@ -113,7 +113,7 @@ class DocsServer:
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="tracelake-docs", daemon=True)
 
-    def __enter__(self) -> "DocsServer":
+    def __enter__(self) -> DocsServer:
         self._thread.start()
         return self
 

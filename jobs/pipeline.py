@@ -5,7 +5,16 @@ from __future__ import annotations
 import dagster as dg
 
 from tracelake.assets import (
-    cleaned_trips, data_drift, data_profiles, model_evaluation, raw_trips, tip_model, tip_predictions, training_set, trip_features, trip_labels,
+    cleaned_trips,
+    data_drift,
+    data_profiles,
+    model_evaluation,
+    raw_trips,
+    tip_model,
+    tip_predictions,
+    training_set,
+    trip_features,
+    trip_labels,
 )
 
 from .monitoring import monitoring_checks
@@ -16,8 +25,15 @@ def _assets(*assets: dg.AssetsDefinition) -> dg.AssetSelection:
     return dg.AssetSelection.assets(*assets) - dg.AssetSelection.checks(monitoring_checks)
 
 
-__all__ = ["daily_etl_job", "weekly_training_job", "daily_inference_job", "daily_evaluation_job",
-           "daily_drift_job", "PIPELINE_JOBS", "PIPELINE_SCHEDULES"]
+__all__ = [
+    "PIPELINE_JOBS",
+    "PIPELINE_SCHEDULES",
+    "daily_drift_job",
+    "daily_etl_job",
+    "daily_evaluation_job",
+    "daily_inference_job",
+    "weekly_training_job",
+]
 
 daily_etl_job = dg.define_asset_job(
     "daily_etl", selection=_assets(raw_trips, cleaned_trips, trip_features, trip_labels),

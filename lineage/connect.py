@@ -87,6 +87,7 @@ def running_server(settings: Settings) -> str | None:
 def server_command(settings: Settings, port: int) -> list[str]:
     """``spark-submit --class SparkConnectServer`` with the lakehouse's Spark settings."""
     from pyspark.find_spark_home import _find_spark_home
+
     from tracelake.lineage.spark import spark_conf  # imports Dagster: only when starting a server
 
     conf = spark_conf(settings)

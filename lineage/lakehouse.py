@@ -22,6 +22,7 @@ from tracelake.lineage.settings import Settings, is_local_uri, load_settings, to
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
     from tracelake.lineage.record.mlflow_link import MlflowLink
     from tracelake.lineage.record.mlflow_resource import MlflowResource
     from tracelake.lineage.record.recorder import Recorder

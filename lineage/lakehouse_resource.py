@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
+
 from tracelake.lineage.lakehouse import Lakehouse, open_lakehouse
 from tracelake.lineage.record.mlflow_resource import MlflowResource
 from tracelake.lineage.spark import SparkResource

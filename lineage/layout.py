@@ -4,7 +4,8 @@
     <home>/audit/<table>         audit and monitoring tables (component_runs, check_results, ...)
     <home>/mlflow/               MLflow SQLite store and artifacts (embedded default)
     <home>/reports/              HTML/JSON reports (drift, compliance)
-    <home>/_journal/             the durable audit journal (local disk only)
+    <home>/_journal/             the durable audit journal (local disk; or TRACELAKE_JOURNAL_URL: PostgreSQL)
+    <home>/_demo/                the demo's state (which simulated days ran)
 
 Keeping the layout in one module means a query written today still finds a table written
 years ago: nobody else builds these paths.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from tracelake.lineage.settings import Settings, is_local_uri, to_local_path
 
-__all__ = ["Layout", "validate_table_name", "RESERVED_COLUMNS", "RUN_ID_COLUMN", "PARTITION_COLUMN"]
+__all__ = ["PARTITION_COLUMN", "RESERVED_COLUMNS", "RUN_ID_COLUMN", "Layout", "validate_table_name"]
 
 RUN_ID_COLUMN = "_tl_run_id"
 PARTITION_COLUMN = "_tl_partition"
@@ -39,7 +40,7 @@ class Layout:
     home: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Layout":
+    def from_settings(cls, settings: Settings) -> Layout:
         return cls(settings.home)
 
     def _join(self, *parts: str) -> str:
@@ -84,6 +85,28 @@ class Layout:
     @property
     def is_local(self) -> bool:
         return is_local_uri(self.home)
+
+    def delta_tables(self, root: str) -> list[str]:
+        """Names of the Delta tables directly under ``root``, a folder or an object-store prefix
+        (there: one listing of the prefix, one of each table's ``_delta_log``)."""
+        if is_local_uri(root):
+            base = to_local_path(root)
+            if not base.is_dir():
+                return []
+            return sorted(p.name for p in base.iterdir() if (p / "_delta_log").is_dir())
+        from pyarrow import fs as pafs
+
+        from tracelake.lineage.settings import arrow_filesystem
+
+        filesystem, prefix = arrow_filesystem(root)
+        found = []
+        for info in filesystem.get_file_info(pafs.FileSelector(prefix, allow_not_found=True)):
+            if info.type != pafs.FileType.Directory:
+                continue
+            log = filesystem.get_file_info(pafs.FileSelector(f"{info.path}/_delta_log", allow_not_found=True))
+            if any(i.base_name.endswith(".json") or ".checkpoint" in i.base_name for i in log):
+                found.append(info.base_name)
+        return sorted(found)
 
     def local_path(self, uri: str):
         """Filesystem path of a URI under a local lakehouse (raises for object stores)."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import dagster as dg
 from pydantic import Field
+
 from tracelake.lineage.settings import Settings, load_settings
 from tracelake.lineage.spark_cluster import connect_session, is_connect, scale_out_conf, scale_out_jars
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, TS, AuditTable
 
-__all__ = ["ALERTS", "ANOMALIES", "SLA_EVALUATIONS", "PROFILE_SPECS", "MONITOR_AUDIT_TABLES"]
+__all__ = ["ALERTS", "ANOMALIES", "MONITOR_AUDIT_TABLES", "PROFILE_SPECS", "SLA_EVALUATIONS"]
 
 ALERTS = AuditTable("alerts", pa.schema([
     pa.field("event_id", pa.string(), nullable=False),

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Sequence
 
 import pandas as pd
+
 from tracelake.lineage import Lakehouse
 from tracelake.lineage.layout import PARTITION_COLUMN
 from tracelake.lineage.query.review import Evidence, EvidenceSource, lineage_evidence, review

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Runbook", "runbook", "DEFAULT_RUNBOOK_BASE", "runbook_base"]
+__all__ = ["DEFAULT_RUNBOOK_BASE", "Runbook", "runbook", "runbook_base"]
 
 DEFAULT_RUNBOOK_BASE = "http://127.0.0.1:3030/runbooks"
 

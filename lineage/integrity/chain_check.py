@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+
 from tracelake.lineage.record.anchors import Anchor
 from tracelake.lineage.record.audit_store import AuditStore
 from tracelake.lineage.record.chain import chain_hash

@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.audit_tables import RETENTION_CHECKS
-from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
-from tracelake.lineage.record.runid import new_run_id
+from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.query.sql import data_tables
+from tracelake.lineage.record import delta_meta
+from tracelake.lineage.record.audit_tables import RETENTION_CHECKS
+from tracelake.lineage.record.runid import new_run_id
 
-__all__ = ["RetentionError", "interval_days", "table_retention", "vacuum", "verify_retention", "RetentionResult"]
+__all__ = ["RetentionError", "RetentionResult", "interval_days", "table_retention", "vacuum", "verify_retention"]
 
 _INTERVAL = re.compile(r"^\s*interval\s+(\d+)\s+(day|days|hour|hours|week|weeks)\s*$", re.I)
 
@@ -183,7 +183,7 @@ def verify_retention(lake: Lakehouse, *, record: bool = True) -> list[RetentionR
                                 f"cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
         results.append(res)
     if record:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         lake.journal.append_many(RETENTION_CHECKS, [(cid, {
             "check_id": cid, "table_name": r.table, "table_path": r.path, "kind": r.kind,
             "oldest_version": r.oldest_version, "latest_version": r.latest_version, "run_id": r.run_id,

@@ -57,6 +57,7 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
     source_code_location_job,
 )
+
 from tracelake.lineage.layout import PARTITION_COLUMN, Layout
 from tracelake.lineage.openlineage.facets import PRODUCER, TracelakeInputFacet, TracelakeRunFacet
 from tracelake.lineage.openlineage.ids import is_uuid, openlineage_run_id

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tracelake.lineage.openlineage.outbox import Outbox
 from tracelake.lineage.openlineage.publisher import make_builder, schema_lookup
 from tracelake.lineage.query.graph import recorded_runs

@@ -507,6 +507,7 @@ def _known_sql_tables(lake, statements) -> None:
     """Every table a question names must be one this lakehouse registers (checked before Spark)."""
     import sqlglot
     import sqlglot.expressions as exp
+
     from tracelake.lineage.query.sql import data_tables
 
     try:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.compute as pc
+
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.slices import SliceError
 from tracelake.lineage.query.trace import LineageWalker, trace

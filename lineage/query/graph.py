@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.runs import RunNotFound
 from tracelake.lineage.record.audit_tables import COMPONENT_RUNS

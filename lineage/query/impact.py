@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.graph import KeyPair
 from tracelake.lineage.query.slices import SliceError, key_strings

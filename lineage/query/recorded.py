@@ -35,6 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.query.slices import filter_keys, plain_strings

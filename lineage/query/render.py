@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tracelake.lineage.cli_support import plural
 from tracelake.lineage.query.trace import TraceEdge, TraceNode, TraceResult
 
-__all__ = ["trace_tree", "trace_mermaid", "trace_dot"]
+__all__ = ["trace_dot", "trace_mermaid", "trace_tree"]
 
 
 def _describe(node: TraceNode) -> str:

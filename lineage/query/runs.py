@@ -4,17 +4,17 @@ delta-rs and pandas - no Spark session - so the CLI replies in about a second.""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from tracelake.lineage.record.audit_tables import CHECK_RESULTS
 from tracelake.lineage.lakehouse import Lakehouse
-from tracelake.lineage.record.runid import run_id_time
 from tracelake.lineage.openlineage.ids import find_by_openlineage_id, is_uuid
+from tracelake.lineage.record.audit_tables import CHECK_RESULTS
+from tracelake.lineage.record.runid import run_id_time
 
-__all__ = ["list_runs", "get_run", "RunNotFound", "parse_when"]
+__all__ = ["RunNotFound", "get_run", "list_runs", "parse_when"]
 
 
 class RunNotFound(KeyError):
@@ -30,7 +30,7 @@ def parse_when(text: str | None) -> datetime | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date or time; use ISO format like 2026-01-20 or 2026-01-20T06:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def list_runs(lake: Lakehouse, *, component: str | None = None, status: str | None = None,

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
+
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
 
 __all__ = ["SliceError", "SliceReader", "TableAt", "filter_keys", "key_strings", "plain_strings", "resolve_as_of"]

@@ -281,6 +281,7 @@ def reproduce_to(lake: Lakehouse, run_id: str, directory: str) -> dict[str, Any]
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
+
     from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS
 
     rec = AuditIndex(lake).record(run_id)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["SqlRefused", "Statement", "judge", "SAFE_FUNCTIONS"]
+__all__ = ["SAFE_FUNCTIONS", "SqlRefused", "Statement", "judge"]
 
 SAFE_FUNCTIONS = {"tracelake_trace", "tracelake_impact", "range", "explode", "inline", "posexplode", "stack"}
 _QUESTIONS = re.compile(r"^\s*(show|describe|desc|explain)\b", re.I)

@@ -20,6 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
 from tracelake.lineage.query.graph import KeyPair

@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+
 from tracelake.lineage.layout import Layout
 from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, COMPONENT_RUNS, CORE_AUDIT_TABLES, AuditTable
 from tracelake.lineage.record.chain import normalize_row
@@ -80,6 +81,7 @@ class AuditStore:
 
     def _remote_table_names(self) -> list[str]:
         from pyarrow import fs as pafs
+
         from tracelake.lineage.settings import arrow_filesystem
 
         filesystem, root = arrow_filesystem(self.layout.audit_root)

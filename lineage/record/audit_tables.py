@@ -20,8 +20,18 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 __all__ = [
-    "ADMIN_ACTIONS", "AuditTable", "CHAIN_FIELDS", "COMPONENT_RUNS", "CHECK_RESULTS", "METRICS", "FLAGS", "RETENTION_CHECKS",
-    "CORE_AUDIT_TABLES", "RUN_STATUSES", "TS", "STR_MAP",
+    "ADMIN_ACTIONS",
+    "CHAIN_FIELDS",
+    "CHECK_RESULTS",
+    "COMPONENT_RUNS",
+    "CORE_AUDIT_TABLES",
+    "FLAGS",
+    "METRICS",
+    "RETENTION_CHECKS",
+    "RUN_STATUSES",
+    "STR_MAP",
+    "TS",
+    "AuditTable",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -58,6 +68,13 @@ _MODEL = pa.struct([
     pa.field("version", pa.string()),
     pa.field("uri", pa.string()),
     pa.field("mlflow_run_id", pa.string()),
+])
+
+_ADDED_FILE = pa.struct([
+    pa.field("path", pa.string()),            # relative to the table root, as in the commit's add action
+    pa.field("partition", pa.string()),       # value of _tl_partition (null: unpartitioned table)
+    pa.field("rows", pa.int64()),
+    pa.field("bytes", pa.int64()),
 ])
 
 _COMPONENT_RUNS = pa.schema([
@@ -112,6 +129,9 @@ _COMPONENT_RUNS = pa.schema([
     # Tracelake's own runs, the producer's run id for external runs received over OpenLineage.
     pa.field("openlineage_run_id", pa.string()),
     pa.field("rolled_back_version", pa.int64()),   # a failed run's commit was taken back out at this version
+    # The data files the output commit added (its add actions): a lineage hop reads exactly these
+    # files instead of rebuilding the table's snapshot at a version (lineage/query/recorded.py).
+    pa.field("output_added_files", pa.list_(_ADDED_FILE)),
     *CHAIN_FIELDS,
 ])
 

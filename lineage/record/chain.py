@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["normalize_row", "canonical_json", "chain_hash", "encode_payload", "decode_payload"]
+__all__ = ["canonical_json", "chain_hash", "decode_payload", "encode_payload", "normalize_row"]
 
 
 # --- journal payload encoding ---------------------------------------------------------------
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
+        return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__} into an audit record")
@@ -68,7 +69,7 @@ def _canon(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_canon(v) for v in value]
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(value, float) and value != value:
         return "NaN"
     return value

@@ -29,6 +29,7 @@ from tracelake.lineage.record.runid import new_run_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
     from tracelake.lineage.lakehouse import Lakehouse
     from tracelake.lineage.query.graph import AuditIndex
     from tracelake.lineage.record.run import ComponentRun

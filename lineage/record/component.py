@@ -18,7 +18,8 @@ step as succeeded without a materialisation and skips what depends on it, instea
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 

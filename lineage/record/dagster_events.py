@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
 from tracelake.lineage.record.checks import CheckResult, sanitized
 from tracelake.lineage.record.redact import redact_mapping, scrub_text
 from tracelake.lineage.record.run import ComponentRun, OutputRecord

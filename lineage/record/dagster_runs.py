@@ -9,7 +9,8 @@ instance's public API, so the Dagster UI, the audit store and MLflow say the sam
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import dagster as dg
 

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 from deltalake import DeltaTable
+
 from tracelake.lineage.settings import is_local_uri, to_local_path
 
 __all__ = [

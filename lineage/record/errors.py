@@ -3,7 +3,7 @@ of the audit record (or of Dagster's event log) can tell a bug from a missing fe
 
 from __future__ import annotations
 
-__all__ = ["MissingInputError", "SourceMissing", "BlockingCheckFailed", "ConcurrentPartitionWriteError"]
+__all__ = ["BlockingCheckFailed", "ConcurrentPartitionWriteError", "MissingInputError", "SourceMissing"]
 
 
 class MissingInputError(RuntimeError):

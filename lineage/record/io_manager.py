@@ -14,11 +14,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.spec import table_name_for
 from tracelake.lineage.lakehouse import LakehouseResource
 from tracelake.lineage.layout import PARTITION_COLUMN
+from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.lineage.record.spec import table_name_for
 from tracelake.lineage.record.tables import read_version, write_commit
 
 __all__ = ["DeltaIOManager"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
 from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.checks import (
     CheckContext,

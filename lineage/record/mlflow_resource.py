@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import dagster as dg
 from pydantic import Field
+
 from tracelake.lineage.record.mlflow_link import MlflowLink, link_for
 from tracelake.lineage.settings import Settings, load_settings
 

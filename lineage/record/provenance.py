@@ -14,13 +14,13 @@ import subprocess
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["GitState", "git_state", "source_hash", "library_versions", "TRACKED_LIBRARIES"]
+__all__ = ["TRACKED_LIBRARIES", "GitState", "git_state", "library_versions", "source_hash"]
 
 GIT_TTL_SECONDS = 30.0
 TRACKED_LIBRARIES = (

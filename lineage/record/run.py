@@ -19,6 +19,7 @@ from tracelake.lineage.record.runid import new_run_id
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
     from tracelake.lineage.record.recorder import Recorder
 
 __all__ = ["ComponentRun", "OutputRecord", "RunTimings", "current_run"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["new_run_id", "run_id_time"]
 
@@ -40,4 +40,4 @@ def run_id_time(run_id: str) -> datetime:
         if idx < 0:
             raise ValueError(f"{run_id!r} is not a Tracelake run id (bad character {ch!r})")
         ms = ms * 32 + idx
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

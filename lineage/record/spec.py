@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 

@@ -13,14 +13,15 @@ import logging
 import os
 import random
 import time
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS, RUN_ID_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["WriteMode", "SchemaPolicy", "read_version", "write_commit", "TableWriteError", "fast_pinned_reads"]
+__all__ = ["SchemaPolicy", "TableWriteError", "WriteMode", "fast_pinned_reads", "read_version", "write_commit"]
 
 log = logging.getLogger("tracelake.tables")
 
@@ -40,8 +41,8 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def read_version(spark: "SparkSession", path: str, version: int, partitions: Sequence[str] | None = None,
-                 keep_reserved: bool = False) -> "DataFrame":
+def read_version(spark: SparkSession, path: str, version: int, partitions: Sequence[str] | None = None,
+                 keep_reserved: bool = False) -> DataFrame:
     """The table exactly as of ``version`` (optionally only some partitions)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
@@ -85,9 +86,9 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 def write_commit(
-    spark: "SparkSession",
+    spark: SparkSession,
     path: str,
-    df: "DataFrame",
+    df: DataFrame,
     *,
     run_id: str,
     user_metadata: dict[str, Any],
@@ -96,7 +97,7 @@ def write_commit(
     schema_policy: SchemaPolicy = "strict",
     replace_existing: bool = True,
     max_attempts: int = 8,
-) -> "DataFrame":
+) -> DataFrame:
     """Write ``df`` as one Delta commit; returns the DataFrame as written (with reserved columns).
 
     ``replace_existing=False`` (the partitions are known to be absent) writes a partition as a

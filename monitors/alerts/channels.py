@@ -30,8 +30,17 @@ from pydantic import Field
 
 from tracelake.monitors.alerts.delivery import ChannelConfigError, ChannelRefused, Guard
 
-__all__ = ["Channel", "WebhookChannel", "SmtpChannel", "MisconfiguredChannel", "ChannelConfig",
-           "ChannelConfigError", "ChannelRefused", "AlertChannelsResource", "validate_webhook_url"]
+__all__ = [
+    "AlertChannelsResource",
+    "Channel",
+    "ChannelConfig",
+    "ChannelConfigError",
+    "ChannelRefused",
+    "MisconfiguredChannel",
+    "SmtpChannel",
+    "WebhookChannel",
+    "validate_webhook_url",
+]
 
 
 class Channel(Protocol):

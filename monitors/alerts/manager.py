@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import getpass
 import logging
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
 from tracelake.lineage import Lakehouse
 from tracelake.lineage.record.redact import redact_record
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.monitors.alerts.outbox import DeliveryReport, DeliverySettings, Outbox, OutboxEntry, entries_from_events
 from tracelake.monitors.audit_tables import ALERTS
 
-from tracelake.monitors.alerts.outbox import (DeliveryReport, DeliverySettings, Outbox, OutboxEntry,
-                                              entries_from_events)
-
-__all__ = ["AlertPolicy", "AlertManager", "AlertState", "ALERTS", "DeliveryReport"]
+__all__ = ["ALERTS", "AlertManager", "AlertPolicy", "AlertState", "DeliveryReport"]
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +161,12 @@ class AlertManager:
 
     # -- writing -----------------------------------------------------------------------------
     def _event(self, **fields: Any) -> dict[str, Any]:
-        row = redact_record({"event_id": new_run_id(), "at": datetime.now(timezone.utc), **fields})  # secrets out
+        row = redact_record({"event_id": new_run_id(), "at": datetime.now(UTC), **fields})  # secrets out
         return self.lake.journal.append(ALERTS, row["event_id"], row)
 
     def _record(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Several events in one journal transaction (all durable, or none)."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         items = []
         for fields in rows:
             row = redact_record({"event_id": new_run_id(), "at": now, **fields})  # secrets out
@@ -178,7 +177,7 @@ class AlertManager:
         """Record a paging event and its outbox entries (one per configured channel of the policy)
         in one transaction, then deliver them - now, or at the end of a deferred block."""
         event_id = new_run_id()
-        at = datetime.now(timezone.utc)
+        at = datetime.now(UTC)
         rows: list[dict[str, Any]] = [{"event_id": event_id, "at": at, **fields}]
         names = [n for n in dict.fromkeys(policy.channels) if n in self.channels]
         for name in names:
@@ -216,7 +215,7 @@ class AlertManager:
         """Deliver outbox entries: by default every one whose retry time has come; ``keys`` or
         ``alert_id`` narrow it; ``force`` ignores retry times and revives given-up entries. Never
         raises for a channel's failure: outcomes are recorded and returned."""
-        when = now or datetime.now(timezone.utc)
+        when = now or datetime.now(UTC)
         wanted = set(keys) if keys is not None else None
 
         def select(entry: OutboxEntry) -> bool:
@@ -257,7 +256,7 @@ class AlertManager:
                 when: datetime | None = None) -> str:
         """Feed one evaluation of a condition; returns what happened:
         ``opened``, ``repeated``, ``pending``, ``resolved``, ``cleared`` or ``ok``."""
-        when = when or datetime.now(timezone.utc)
+        when = when or datetime.now(UTC)
         base = {"policy": policy.name, "component": component, "severity": policy.severity,
                 "description": policy.description, "runbook_url": policy.runbook,
                 "observed_value": observed, "threshold_value": threshold}

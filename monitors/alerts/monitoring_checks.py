@@ -2,18 +2,19 @@
 monitoring job, so its status sits next to the declared tests on the asset's Checks tab."""
 
 
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 
 from tracelake.lineage import LakehouseResource
-
-from tracelake.monitors.alerts.manager import AlertManager
+from tracelake.lineage.record.redact import scrub_text
 from tracelake.monitors.alerts.channels import AlertChannelsResource
+from tracelake.monitors.alerts.manager import AlertManager
 from tracelake.monitors.alerts.watch import BlockedPipelinePolicy, MetricMonitor, watch
 
-__all__ = ["build_monitoring_checks", "MonitoringConfig"]
+__all__ = ["MonitoringConfig", "build_monitoring_checks"]
 
 
 class MonitoringConfig(dg.Config):
@@ -30,16 +31,16 @@ def build_monitoring_checks(slas: Sequence[Any], monitors: Sequence[MetricMonito
     def monitoring(context: dg.AssetCheckExecutionContext, config: MonitoringConfig, lakehouse: LakehouseResource,
                    alert_channels: AlertChannelsResource):
         lake = lakehouse.open()
-        as_of = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(timezone.utc)
+        as_of = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
         if as_of.tzinfo is None:
-            as_of = as_of.replace(tzinfo=timezone.utc)
+            as_of = as_of.replace(tzinfo=UTC)
         # Channel configuration is checked once, here: an error is logged and recorded, and the
         # pass goes on - alerts still reach audit.alerts and this UI; the misconfigured channel's
         # pages wait in the outbox (failed, with the reason) until its configuration is fixed.
         channels = alert_channels.configure()
         manager = AlertManager(lake, channels.channels, attempts=alert_channels.attempts)
         for channel, reason in channels.errors.items():
-            context.log.error(f"alert channel {channel} is misconfigured: {reason}")
+            context.log.error(f"alert channel {channel} is misconfigured: {scrub_text(reason)}")
         manager.record_configuration(channels.errors)
         report = watch(lake, slas=slas, monitors=monitors, blocked=blocked, manager=manager, as_of=as_of)
         for policy, component, action in report.alert_actions:

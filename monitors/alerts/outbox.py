@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from tracelake.monitors.alerts.delivery import GRACE_S, attempt, run_parallel
 
 __all__ = [

@@ -13,19 +13,18 @@ Every evaluation is stored in ``audit.sla_evaluations``; only breaches reach the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
 
 from tracelake.lineage import Lakehouse
 from tracelake.lineage.record.runid import new_run_id
-from tracelake.monitors.audit_tables import SLA_EVALUATIONS
-
 from tracelake.monitors.alerts.manager import AlertPolicy
+from tracelake.monitors.audit_tables import SLA_EVALUATIONS
 from tracelake.monitors.metrics.history import window_metric
 
-__all__ = ["SLAResult", "MetricSLA", "ReadyBy", "VolumeVsWeekday", "SLA_EVALUATIONS", "record_evaluations"]
+__all__ = ["SLA_EVALUATIONS", "MetricSLA", "ReadyBy", "SLAResult", "VolumeVsWeekday", "record_evaluations"]
 
 
 
@@ -120,7 +119,7 @@ class ReadyBy:
         if first is None:
             return SLAResult(self.name, self.component, False, False, None, None, "no partition produced yet")
         due_day = (now - timedelta(days=self.days_after)).date()
-        deadline = datetime.combine(due_day + timedelta(days=self.days_after), time(self.hour, self.minute), timezone.utc)
+        deadline = datetime.combine(due_day + timedelta(days=self.days_after), time(self.hour, self.minute), UTC)
         if deadline > now:
             due_day -= timedelta(days=1)
             deadline -= timedelta(days=1)
@@ -138,7 +137,7 @@ class ReadyBy:
         msg = (f"{self.component} for {key} {'not ready' if breached else 'ready'} by "
                f"{deadline:%Y-%m-%d %H:%M} UTC{why}")
         return SLAResult(self.name, self.component, breached, True, 0.0 if breached else 1.0, 1.0, msg,
-                         datetime.combine(due_day, time(0), timezone.utc), deadline)
+                         datetime.combine(due_day, time(0), UTC), deadline)
 
 
 @dataclass(frozen=True)

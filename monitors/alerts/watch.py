@@ -7,22 +7,22 @@ declared-test results are stored (and shown) but alert only when their monitor h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
 from tracelake.lineage import CHECK_RESULTS, Lakehouse
 from tracelake.lineage.record.runid import new_run_id
-from tracelake.monitors.audit_tables import ANOMALIES
-
 from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy, DeliveryReport
+from tracelake.monitors.alerts.sla import SLAResult, record_evaluations
+from tracelake.monitors.audit_tables import ANOMALIES
 from tracelake.monitors.metrics.anomaly import Anomaly, detect
 from tracelake.monitors.metrics.history import run_metric, window_metric
-from tracelake.monitors.alerts.sla import SLAResult, record_evaluations
 
-__all__ = ["MetricMonitor", "BlockedPipelinePolicy", "MonitoringReport", "watch", "ANOMALIES", "stored_anomalies"]
+__all__ = ["ANOMALIES", "BlockedPipelinePolicy", "MetricMonitor", "MonitoringReport", "stored_anomalies", "watch"]
 
 
 
@@ -92,7 +92,7 @@ def _blocking_failures(lake: Lakehouse, components: Sequence[str]) -> dict[str, 
 def watch(lake: Lakehouse, *, slas: Sequence[Any] = (), monitors: Sequence[MetricMonitor] = (),
           blocked: BlockedPipelinePolicy | None = None, manager: AlertManager | None = None,
           as_of: datetime | None = None) -> MonitoringReport:
-    as_of = as_of or datetime.now(timezone.utc)
+    as_of = as_of or datetime.now(UTC)
     manager = manager or AlertManager(lake)
     report = MonitoringReport(as_of)
     # Pages first: retry what earlier passes could not deliver; then evaluate, recording this

@@ -8,7 +8,12 @@ the whole table, its history and its inputs in ``table_rules``.
 from tracelake.monitors.checks.base import DeclaredTest, RowRule
 from tracelake.monitors.checks.row_rules import AllowedValues, Expression, Finite, NotNull, NullRate, Pattern, Range
 from tracelake.monitors.checks.table_rules import (
-    ActionLimit, InputFreshness, RowCount, RowCountVsHistory, Schema, Unique,
+    ActionLimit,
+    InputFreshness,
+    RowCount,
+    RowCountVsHistory,
+    Schema,
+    Unique,
 )
 
 __all__ = ["ActionLimit", "AllowedValues", "DeclaredTest", "Expression", "Finite", "InputFreshness", "NotNull",

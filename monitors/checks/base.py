@@ -14,7 +14,7 @@ from typing import Any
 
 from tracelake.lineage.record.checks import CheckContext, CheckResult
 
-__all__ = ["DeclaredTest", "RowRule", "sql_literal", "sql_column"]
+__all__ = ["DeclaredTest", "RowRule", "sql_column", "sql_literal"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -19,7 +19,7 @@ from typing import Any
 from tracelake.lineage.record.checks import CheckContext, CheckResult
 from tracelake.monitors.checks.base import DeclaredTest, RowRule, sql_column, sql_literal
 
-__all__ = ["Range", "AllowedValues", "Pattern", "NotNull", "Expression", "Finite", "NullRate"]
+__all__ = ["AllowedValues", "Expression", "Finite", "NotNull", "NullRate", "Pattern", "Range"]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
 from tracelake.monitors.compliance.records import Records, plain
 
 __all__ = [

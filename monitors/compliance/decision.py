@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+
 from tracelake.lineage.layout import RESERVED_COLUMNS, RUN_ID_COLUMN
 from tracelake.lineage.query.slices import SliceError, key_strings, resolve_as_of
 from tracelake.lineage.query.trace import LineageWalker, TraceResult, trace

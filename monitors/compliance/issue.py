@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, TS, AuditTable
 from tracelake.lineage.record.runid import new_run_id

@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
+
 from tracelake.lineage.query.history import diff_runs
 from tracelake.monitors.compliance.closure import Closure, upstream_closure
 from tracelake.monitors.compliance.common import (

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
+
 from tracelake.monitors.compliance.common import (
     ALERT_COLUMNS,
     alert_lifecycles,

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.record.audit_tables import CHECK_RESULTS, METRICS, RETENTION_CHECKS

@@ -58,6 +58,7 @@ def _slice_values(lake, table: str, key: str) -> list[str]:
     """The values of a slice key in the table's stored profiles (one column read, no Spark)."""
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
+
     from tracelake.lineage.record.delta_meta import latest_version
     from tracelake.monitors.drift.query import PROFILES_TABLE
 

@@ -9,13 +9,13 @@ stratified samples as the Evidently report, so its cost does not grow with the d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["DomainClassifierResult", "domain_classifier_auc", "DEFAULT_AUC_THRESHOLD"]
+__all__ = ["DEFAULT_AUC_THRESHOLD", "DomainClassifierResult", "domain_classifier_auc"]
 
 # AUC 0.6: clearly above what two samples of one distribution score by chance at a few thousand rows.
 DEFAULT_AUC_THRESHOLD = 0.6

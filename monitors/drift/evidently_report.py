@@ -11,16 +11,17 @@ recorded next to the full-data verdicts; where they disagree, both are kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["EvidentlyVerdict", "EvidentlyReport", "stratified_sample", "evidently_drift"]
+__all__ = ["EvidentlyReport", "EvidentlyVerdict", "evidently_drift", "stratified_sample"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class EvidentlyReport:
     samples: tuple[pd.DataFrame, pd.DataFrame] | None = None   # the rows it saw (reference, current)
 
 
-def stratified_sample(df: "DataFrame", columns: Sequence[str], strata: str | None, counts: Mapping[str, int] | None,
+def stratified_sample(df: DataFrame, columns: Sequence[str], strata: str | None, counts: Mapping[str, int] | None,
                       *, max_rows: int = 5000, min_per_stratum: int = 50, seed: int = 7) -> pd.DataFrame:
     """At most about ``max_rows`` rows of ``df``; per stratum proportional with a floor.
 

@@ -7,27 +7,51 @@ window computed by hand is computed exactly as the schedule computes it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from tracelake.monitors.alerts.manager import AlertPolicy
-from tracelake.monitors.drift.statistics import DriftResult, DriftThresholds, compare_profiles
 from tracelake.monitors.drift.domain_classifier import domain_classifier_auc
 from tracelake.monitors.drift.evidently_report import EvidentlyReport, evidently_drift, stratified_sample
-from tracelake.monitors.drift.profiles import (
-    ALL, Profile, ProfileSpec, derive_spec, from_rows, merge, profile_pandas, profile_spark, whole_window,
-)
 from tracelake.monitors.drift.profile_specs import spec_for
+from tracelake.monitors.drift.profiles import (
+    ALL,
+    Profile,
+    ProfileSpec,
+    derive_spec,
+    from_rows,
+    merge,
+    profile_pandas,
+    profile_spark,
+    whole_window,
+)
 from tracelake.monitors.drift.references import Reference, ReferenceNotFound, resolve_reference
+from tracelake.monitors.drift.statistics import DriftResult, DriftThresholds, compare_profiles
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["DriftTarget", "derive_target_spec", "target_spec", "reference_frame", "load_profiles", "profile_rows", "compute_drift",
-           "drift_rows", "run_evidently", "sample_pair", "multivariate_row", "summary", "observe_drift_alert", "DRIFT_COLUMNS", "ReadFn"]
+__all__ = [
+    "DRIFT_COLUMNS",
+    "DriftTarget",
+    "ReadFn",
+    "compute_drift",
+    "derive_target_spec",
+    "drift_rows",
+    "load_profiles",
+    "multivariate_row",
+    "observe_drift_alert",
+    "profile_rows",
+    "reference_frame",
+    "run_evidently",
+    "sample_pair",
+    "summary",
+    "target_spec",
+]
 
 ReadFn = Callable[[str, "int | None", "Sequence[str] | None"], "DataFrame"]   # (table, version, partitions)
 
@@ -75,7 +99,7 @@ def reference_frame(read: ReadFn, ref: Reference, target: DriftTarget) -> Any:
     return df.selectExpr(*exprs)
 
 
-def derive_target_spec(target: DriftTarget, reference: "DataFrame", described: str,
+def derive_target_spec(target: DriftTarget, reference: DataFrame, described: str,
                        sample_rows: int = 200_000) -> tuple[ProfileSpec, str]:
     """Bins from (a sample of) the first reference: the 0.1-99.9% range, equal width."""
     total = reference.count()
@@ -88,7 +112,7 @@ def derive_target_spec(target: DriftTarget, reference: "DataFrame", described: s
 
 
 def target_spec(lake: Any, index: Any, read: ReadFn, target: DriftTarget, window_days: list[str],
-                current: "DataFrame | None" = None) -> ProfileSpec:
+                current: DataFrame | None = None) -> ProfileSpec:
     """The table's recorded bins; the first time, derived from its reference (by lineage), or from
     the first data profiled when no model exists yet (said so in ``profile_specs.derived_from``)."""
 
@@ -150,7 +174,7 @@ def _slice_counts(profiles: Sequence[Profile], column: str, slice_key: str) -> d
     return {p.slice_value: p.count + p.nulls for p in profiles if p.column == column and p.slice_key == slice_key}
 
 
-def sample_pair(target: DriftTarget, reference: "DataFrame", current: "DataFrame", ref_profiles: Sequence[Profile],
+def sample_pair(target: DriftTarget, reference: DataFrame, current: DataFrame, ref_profiles: Sequence[Profile],
                 cur_profiles: Sequence[Profile], max_rows: int = 5000) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Bounded, stratified samples of both sides (strata: the first slice column, counts from the
     profiles, so sampling costs no extra pass)."""
@@ -164,7 +188,7 @@ def sample_pair(target: DriftTarget, reference: "DataFrame", current: "DataFrame
     return ref[target.columns], cur[target.columns]
 
 
-def run_evidently(target: DriftTarget, reference: "DataFrame", current: "DataFrame", ref_profiles: Sequence[Profile],
+def run_evidently(target: DriftTarget, reference: DataFrame, current: DataFrame, ref_profiles: Sequence[Profile],
                   cur_profiles: Sequence[Profile], out_dir: str, name: str, max_rows: int = 5000) -> EvidentlyReport:
     """Evidently on stratified samples of both sides; the report is saved in ``out_dir``."""
     ref, cur = sample_pair(target, reference, current, ref_profiles, cur_profiles, max_rows)
@@ -198,7 +222,7 @@ DRIFT_COLUMNS = [
 def drift_rows(target: DriftTarget, results: Sequence[DriftResult], ref: Reference, window: tuple[datetime, datetime],
                report: EvidentlyReport | None, report_error: str | None = None) -> pd.DataFrame:
     """One row per (column, slice); Evidently's verdict sits on the whole-table rows."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for r in results:
         row = {k: v for k, v in r.as_dict().items() if k not in ("column",)}

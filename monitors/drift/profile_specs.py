@@ -9,13 +9,11 @@ Changing the declared columns derives (and records) a new spec; profiles carry t
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Callable
-
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from tracelake.lineage import Lakehouse
 from tracelake.monitors.audit_tables import PROFILE_SPECS
-
 from tracelake.monitors.drift.profiles import ProfileSpec
 
 __all__ = ["PROFILE_SPECS", "load_spec", "record_spec", "spec_for"]
@@ -39,7 +37,7 @@ def load_spec(lake: Lakehouse, table: str, columns: list[str]) -> ProfileSpec | 
 def record_spec(lake: Lakehouse, table: str, spec: ProfileSpec, derived_from: str) -> None:
     lake.store.append_record(PROFILE_SPECS, table, {
         "spec_id": spec.spec_id, "table_name": table, "columns": _columns_key(c.name for c in spec.columns),
-        "spec_json": spec.to_json(), "derived_from": derived_from, "created_at": datetime.now(timezone.utc),
+        "spec_json": spec.to_json(), "derived_from": derived_from, "created_at": datetime.now(UTC),
     })
 
 

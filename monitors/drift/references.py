@@ -22,7 +22,7 @@ from tracelake.lineage.record.delta_meta import latest_version
 if TYPE_CHECKING:
     from tracelake.lineage.query.graph import AuditIndex
 
-__all__ = ["Reference", "ReferenceNotFound", "resolve_reference", "model_behind", "days_between"]
+__all__ = ["Reference", "ReferenceNotFound", "days_between", "model_behind", "resolve_reference"]
 
 
 class ReferenceNotFound(LookupError):
@@ -50,7 +50,7 @@ def days_between(start: str, end: str) -> list[str]:
     return [(a + timedelta(days=i)).isoformat() for i in range((b - a).days + 1)]
 
 
-def model_behind(lake: Lakehouse, index: "AuditIndex", predictions_table: str, partitions: list[str]) -> tuple[str, str, str]:
+def model_behind(lake: Lakehouse, index: AuditIndex, predictions_table: str, partitions: list[str]) -> tuple[str, str, str]:
     """(model name, version, registering run id) that wrote most of these prediction partitions."""
     path = lake.layout.table(predictions_table)
     latest = latest_version(path)
@@ -75,7 +75,7 @@ def model_behind(lake: Lakehouse, index: "AuditIndex", predictions_table: str, p
     return name, version, registrar
 
 
-def _lineage_reference(lake: Lakehouse, index: "AuditIndex", table: str, partitions: list[str],
+def _lineage_reference(lake: Lakehouse, index: AuditIndex, table: str, partitions: list[str],
                        predictions_table: str, training_table: str) -> Reference:
     name, version, registrar = model_behind(lake, index, predictions_table, partitions)
     if table == predictions_table:
@@ -102,7 +102,7 @@ def _lineage_reference(lake: Lakehouse, index: "AuditIndex", table: str, partiti
     raise ReferenceNotFound(f"the run that registered {name} v{version} ({registrar}) read no {training_table}")
 
 
-def resolve_reference(lake: Lakehouse, index: "AuditIndex", table: str, window_days: list[str], spec: str = "lineage",
+def resolve_reference(lake: Lakehouse, index: AuditIndex, table: str, window_days: list[str], spec: str = "lineage",
                       *, predictions_table: str = "tip_predictions", training_table: str = "training_set") -> Reference:
     """The reference for ``table`` over ``window_days`` (see the module docstring for ``spec``)."""
     if spec == "lineage":

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from tracelake.monitors.drift.profiles import ALL, GRANULARITY_SECONDS, Profile, ProfileSpec, merge
 
 if TYPE_CHECKING:

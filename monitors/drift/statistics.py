@@ -26,15 +26,23 @@ also significant (p < ``alpha``), which matters only for small windows and slice
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 
 from tracelake.monitors.drift.profiles import ColumnSpec, Profile, ProfileSpec
 
-__all__ = ["DriftResult", "DriftThresholds", "numeric_drift", "categorical_drift", "compare_profiles",
-           "PSI_EPSILON", "PSI_BUCKETS", "coarse_groups"]
+__all__ = [
+    "PSI_BUCKETS",
+    "PSI_EPSILON",
+    "DriftResult",
+    "DriftThresholds",
+    "categorical_drift",
+    "coarse_groups",
+    "compare_profiles",
+    "numeric_drift",
+]
 
 # Empty bins get this share before PSI's log ratio (Evidently's and most references' convention).
 PSI_EPSILON = 1e-4

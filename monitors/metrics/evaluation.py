@@ -11,13 +11,13 @@ figures are revised as its late labels land; the newest computation of a window 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["LabelledPredictions", "evaluate_window", "classification_metrics", "METRICS", "metric_rows"]
+__all__ = ["METRICS", "LabelledPredictions", "classification_metrics", "evaluate_window", "metric_rows"]
 
 METRICS = ("n_predictions", "n_labelled", "label_coverage", "precision", "recall", "roc_auc", "log_loss",
            "calibration_error", "positive_rate", "observed_rate", "mean_score", "prediction_bias")
@@ -93,7 +93,7 @@ def metric_rows(frame: pd.DataFrame, spec: LabelledPredictions, *, model_name: s
     """Long-format rows for ``audit.metrics`` (one per metric), windows of one day."""
     out = []
     for rec in frame.to_dict("records"):
-        start = datetime.combine(date.fromisoformat(str(rec["time"])[:10]), time(0), tzinfo=timezone.utc)
+        start = datetime.combine(date.fromisoformat(str(rec["time"])[:10]), time(0), tzinfo=UTC)
         for metric in spec.metrics:
             value = rec.get(metric)
             if value is None or (isinstance(value, float) and np.isnan(value)):

@@ -9,7 +9,7 @@ Two sources, one shape (time -> value):
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -17,7 +17,7 @@ import pandas as pd
 from tracelake.lineage import METRICS, Lakehouse
 from tracelake.lineage.record.runid import new_run_id
 
-__all__ = ["window_metric", "run_metric", "import_mlflow_metrics", "metric_names"]
+__all__ = ["import_mlflow_metrics", "metric_names", "run_metric", "window_metric"]
 
 
 def _as_time(partition: Any, started: Any) -> pd.Timestamp:
@@ -92,12 +92,12 @@ def import_mlflow_metrics(lake: Lakehouse, experiment: str, *, component: str | 
         mine = existing[(existing["source"] == "mlflow") & (existing["component"] == component)]
         seen = set(zip(mine["slice_value"], mine["metric"], mine["window_start"]))
     rows = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for run in client.search_runs([exp.experiment_id], max_results=50_000):
         names = metrics or list(run.data.metrics)
         for name in names:
             for point in client.get_metric_history(run.info.run_id, name):
-                when = datetime.fromtimestamp(point.timestamp / 1000, tz=timezone.utc)
+                when = datetime.fromtimestamp(point.timestamp / 1000, tz=UTC)
                 key = (run.info.run_id, name, pd.Timestamp(when))
                 if key in seen:
                     continue

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+
 from tracelake.jobs.cli import main
 from tracelake.lineage.cli_support import fmt_time, format_table, plural, short
 

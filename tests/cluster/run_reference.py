@@ -14,6 +14,7 @@ import json
 import sys
 
 import dagster as dg
+
 from tracelake.jobs.demo import DemoConfig, run_demo
 
 

@@ -21,6 +21,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+
 from tracelake.lineage import DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component
 
 days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2027-01-01")

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+
 from tracelake.lineage.record.failpoints import failpoint
 
 pytestmark = pytest.mark.crash

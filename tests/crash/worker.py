@@ -25,6 +25,7 @@ import traceback
 
 import dagster as dg
 import pandas as pd
+
 from tracelake.lineage import DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component
 from tracelake.lineage.record.failpoints import failpoint
 
@@ -80,6 +81,7 @@ def external_session(home: str):
     """A Spark session built elsewhere (a notebook's, a platform's): Delta, but none of
     Tracelake's options - in particular not its 7-year retention defaults."""
     from pyspark.sql import SparkSession
+
     from tracelake.lineage.settings import load_settings
     from tracelake.lineage.spark import delta_jars
 

@@ -37,8 +37,9 @@ def test_definitions_load_with_every_asset_job_schedule_and_resource():
 
 
 def test_workspace_yaml_points_at_the_definitions_module():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     workspace = yaml.safe_load((Path(__file__).parents[2] / "workspace.yaml").read_text())
     module = workspace["load_from"][0]["python_module"]["module_name"]

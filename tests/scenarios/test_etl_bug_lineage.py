@@ -8,6 +8,7 @@ import json
 
 import pytest
 from deltalake import DeltaTable
+
 from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.query import slices

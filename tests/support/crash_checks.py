@@ -65,6 +65,7 @@ _RECORD_FIELDS = ("run_id", "status", "component", "partition_key", "output_tabl
 
 def observe(home: str, dagster_home: str | None = None) -> dict[str, Any]:
     from deltalake import DeltaTable
+
     from tracelake.lineage import open_lakehouse
     from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN
     from tracelake.lineage.query.sql import data_tables

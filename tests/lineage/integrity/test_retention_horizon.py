@@ -12,7 +12,6 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 
-
 def _hundreds_of_old_commits(path: Path, retention: str | None, n: int = 300) -> float:
     config = {"delta.logRetentionDuration": retention, "delta.deletedFileRetentionDuration": retention} if retention else None
     for i in range(n):

@@ -3,7 +3,7 @@ private copy of the ETL-bug scenario, anchored as a live lakehouse is - and what
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from tampering import KINDS, forge_an_anchor
@@ -25,7 +25,7 @@ def live_copy(etl_bug_scenario, tmp_path):
     for i in range(3):
         mid = new_run_id()
         lake.journal.append(METRICS, mid, {"metric_id": mid, "component": "tip_predictions", "metric": "drill",
-                                           "value": float(i), "computed_at": datetime.now(timezone.utc)})
+                                           "value": float(i), "computed_at": datetime.now(UTC)})
     forget_lakehouse(home)
     return home
 

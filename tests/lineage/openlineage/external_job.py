@@ -14,6 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+
 from tracelake.lineage.openlineage.spark_listener import listener_conf, listener_jars
 from tracelake.lineage.settings import load_settings
 from tracelake.lineage.spark import delta_jars

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from openlineage.client.serde import Serde
+
 from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.openlineage.events import EventBuilder, EventContext

@@ -14,6 +14,7 @@ from urllib.request import Request, urlopen
 import pandas as pd
 import pytest
 from deltalake import write_deltalake
+
 from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.integrity.verify import verify_lakehouse

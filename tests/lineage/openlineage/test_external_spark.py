@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+
 from tracelake.jobs.cli import main
 from tracelake.lineage import (
     ComponentRun,

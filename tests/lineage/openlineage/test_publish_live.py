@@ -14,6 +14,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+
 from tracelake.jobs.cli import main
 from tracelake.lineage import (
     ComponentRun,

@@ -11,7 +11,7 @@ run records journaled as the recorder would write them. The answers are known by
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -24,7 +24,7 @@ from tracelake.lineage.query.slices import SliceError
 from tracelake.lineage.query.trace import trace
 from tracelake.lineage.record.runid import new_run_id
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class History:

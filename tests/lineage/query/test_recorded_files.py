@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+
 from tracelake.lineage import COMPONENT_RUNS, open_lakehouse
 from tracelake.lineage.query.impact import impact
 from tracelake.lineage.query.recorded import RecordedFiles

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tracelake.lineage.connect import SERVER_CLASS, address_path, running_server, server_command
 from tracelake.lineage.settings import load_settings
 
@@ -64,6 +65,7 @@ def test_the_server_runs_with_the_lakehouse_settings_on_localhost(tmp_path):
 def _lakehouse(home: Path) -> None:
     import pyarrow as pa
     from deltalake import write_deltalake
+
     from tracelake.lineage import open_lakehouse
 
     lake = open_lakehouse(str(home))

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
-
-from tracelake.lineage.integrity.chain_check import verify_chain
 from deltalake import DeltaTable, write_deltalake
 
 from tracelake.lineage import COMPONENT_RUNS, open_lakehouse
+from tracelake.lineage.integrity.chain_check import verify_chain
 from tracelake.lineage.record.runid import new_run_id
 
 
 def _run_row(component="comp", status="succeeded", **extra):
     return {"run_id": new_run_id(), "component": component, "status": status,
-            "started_at": datetime.now(timezone.utc), **extra}
+            "started_at": datetime.now(UTC), **extra}
 
 
 def test_records_flush_to_delta_with_retention_and_read_back(home):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pyarrow as pa
 
@@ -14,9 +14,9 @@ from tracelake.lineage.record.chain import canonical_json, chain_hash, decode_pa
 
 ROW = {"check_id": "01ABC", "run_id": "01RUN", "component": "cleaned_trips", "check_name": "fare_amount_range",
        "severity": "error", "passed": False, "blocking": False, "observed_value": 0.97, "failing_rows": 1940,
-       "evaluated_at": datetime(2026, 1, 14, 6, 30, 5, 123456, tzinfo=timezone.utc),
+       "evaluated_at": datetime(2026, 1, 14, 6, 30, 5, 123456, tzinfo=UTC),
        "journal_id": "j1", "chain_seq": 0, "prev_hash": None, "record_hash": None,
-       "recorded_at": datetime(2026, 1, 14, 6, 30, 6, tzinfo=timezone.utc)}
+       "recorded_at": datetime(2026, 1, 14, 6, 30, 6, tzinfo=UTC)}
 GOLDEN_CANONICAL = (
     '{"blocking":false,"chain_seq":0,"check_id":"01ABC","check_name":"fare_amount_range","component":"cleaned_trips",'
     '"evaluated_at":"2026-01-14T06:30:05.123456Z","failing_rows":1940,"journal_id":"j1","observed_value":0.97,'

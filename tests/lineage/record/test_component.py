@@ -12,7 +12,13 @@ from deltalake import DeltaTable
 from mlflow import MlflowClient
 
 from tracelake.lineage import (
-    RUN_ID_COLUMN, ComponentRun, DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component,
+    RUN_ID_COLUMN,
+    ComponentRun,
+    DeltaIOManager,
+    LakehouseResource,
+    MlflowResource,
+    SparkResource,
+    component,
     component_spec,
     open_lakehouse,
 )

@@ -82,6 +82,6 @@ def test_the_oldest_readable_version_after_log_cleanup(tmp_path):
         _write(path, f"r{i}")
     assert delta_meta.oldest_readable_version(str(path)) == 0
     DeltaTable(str(path)).create_checkpoint()  # at version 11
-    for v in range(0, 11):
+    for v in range(11):
         (path / "_delta_log" / f"{v:020d}.json").unlink()  # what log cleanup does past the retention
     assert delta_meta.oldest_readable_version(str(path)) == 11

@@ -13,8 +13,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from tracelake.lineage import open_lakehouse
-from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
 from tracelake.lineage.integrity.verify import verify_lakehouse
+from tracelake.lineage.record.reconcile import reconcile_mlflow, reconcile_open_runs
 
 SCRIPT = textwrap.dedent('''
     import os, sys, time

@@ -18,6 +18,7 @@ from typing import ClassVar
 
 import dagster as dg
 import pytest
+
 from tracelake.lineage.record.checks import CheckResult, sanitized
 from tracelake.lineage.record.config_record import describe_config, describe_resource
 from tracelake.lineage.record.errors_text import error_message, error_trace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -12,15 +12,15 @@ from aiosmtpd.controller import Controller
 
 from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
-from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy
 from tracelake.monitors.alerts.channels import SmtpChannel, WebhookChannel
+from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy
 
 
 class _Hook(BaseHTTPRequestHandler):
     received: list = []
     fail_next = 0
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if _Hook.fail_next > 0:
             _Hook.fail_next -= 1
@@ -49,7 +49,7 @@ class _Inbox:
     def __init__(self):
         self.messages = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's naming
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope.content.decode())
         return "250 OK"
 
@@ -83,7 +83,7 @@ def test_one_alert_per_condition_delivered_once_and_resolved(home, webhook, smtp
     manager = AlertManager(lake, {"webhook": WebhookChannel(url, token="hook-token-123"),
                                   "email": SmtpChannel("127.0.0.1", port, "tracelake@test", ("oncall@test",))},
                            backoff_s=0.01)
-    t0 = datetime(2026, 1, 20, 7, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 20, 7, tzinfo=UTC)
     actions = [manager.observe(POLICY, "tip_predictions", True, f"recall {0.7 - i / 100:.2f} < 0.8", observed=0.7,
                                threshold=0.8, when=t0 + timedelta(days=i)) for i in range(3)]
     assert actions == ["opened", "repeated", "repeated"]

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
 from tracelake.monitors.alerts.channels import AlertChannelsResource, ChannelConfigError, WebhookChannel
@@ -376,6 +377,7 @@ def test_two_deliverers_at_once_deliver_each_page_once(home, hostile):
 
 def test_the_monitoring_job_reports_misconfiguration_once_and_does_not_fail(home, hostile):
     import dagster as dg
+
     from tracelake.lineage import LakehouseResource
     from tracelake.monitors.alerts.monitoring_checks import build_monitoring_checks
 

@@ -7,10 +7,27 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from tracelake.lineage import CHECK_RESULTS, DeltaIOManager, LakehouseResource, MlflowResource, SparkResource, component, open_lakehouse
+from tracelake.lineage import (
+    CHECK_RESULTS,
+    DeltaIOManager,
+    LakehouseResource,
+    MlflowResource,
+    SparkResource,
+    component,
+    open_lakehouse,
+)
 from tracelake.monitors.checks import (
-    ActionLimit, AllowedValues, Expression, InputFreshness, NotNull, NullRate, Pattern, Range, RowCountVsHistory,
-    Schema, Unique,
+    ActionLimit,
+    AllowedValues,
+    Expression,
+    InputFreshness,
+    NotNull,
+    NullRate,
+    Pattern,
+    Range,
+    RowCountVsHistory,
+    Schema,
+    Unique,
 )
 
 days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-12")

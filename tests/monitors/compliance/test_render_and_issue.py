@@ -14,6 +14,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+
 from tracelake.monitors.compliance.issue import REPORTS, issue_report, verify_file
 from tracelake.monitors.compliance.render_html import render_html
 from tracelake.monitors.compliance.render_pdf import render_pdf

@@ -164,6 +164,7 @@ def test_period_report_asset_counts_what_the_audit_tables_hold(lake_copy, tmp_pa
     """The monthly asset (as its schedule runs it) issues the month's report; its counts equal what
     the audit tables hold, computed here independently; its materialisation links the files."""
     import dagster as dg
+
     from tracelake.assets.compliance import COMPLIANCE_ASSETS
     from tracelake.jobs.compliance import COMPLIANCE_JOBS, period_report_job
     from tracelake.lineage import LakehouseResource
@@ -244,6 +245,7 @@ def test_the_demo_issues_a_model_report_when_a_version_is_registered(etl_bug_sce
     import io
 
     import dagster as dg
+
     from tracelake.jobs.compliance import print_report_files
     from tracelake.monitors.compliance.issue import issued_reports, verify_file
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial import distance
+
 from tracelake.monitors.drift.domain_classifier import domain_classifier_auc
 from tracelake.monitors.drift.profiles import (
     derive_spec,

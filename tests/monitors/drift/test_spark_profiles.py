@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from tracelake.monitors.drift.profiles import (
     ColumnSpec,
     ProfileSpec,

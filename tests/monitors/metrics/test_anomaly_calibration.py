@@ -19,6 +19,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 import pytest
+
 from tracelake.assets import SIM_START, parse_faults
 from tracelake.assets.simulation import World
 from tracelake.jobs.demo import DEFAULT_FAULTS
