@@ -49,9 +49,9 @@ def change_a_flushed_record(home: str) -> str:
 
 def change_an_unflushed_record(home: str) -> str:
     con = sqlite3.connect(Path(home) / "_journal" / "journal.sqlite")
-    found = con.execute("SELECT seq, payload FROM entries ORDER BY seq LIMIT 1").fetchone()
+    found = con.execute("SELECT seq, tbl, payload FROM entries ORDER BY seq LIMIT 1").fetchone()
     assert found is not None, "this kind needs an unflushed record in the journal"
-    seq, payload = found
+    seq, table, payload = found
     row = json.loads(payload)
     # edit a text field of that record's own table (whichever table is oldest in the journal)
     field = next(k for k, v in row.items() if isinstance(v, str) and v
@@ -59,7 +59,7 @@ def change_an_unflushed_record(home: str) -> str:
     row[field] = row[field] + " (edited)"
     con.execute("UPDATE entries SET payload=? WHERE seq=?", (json.dumps(row), seq))
     con.commit()
-    return "journal"
+    return table
 
 
 def delete_a_record_in_the_middle(home: str) -> str:
