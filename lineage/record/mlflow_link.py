@@ -143,6 +143,9 @@ class MlflowLink:
 
         if self.tracking_uri.startswith("sqlite:///"):
             Path(self.tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        # Against a tracking server MLflow writes "View run ... at: URL" to stdout when a run ends,
+        # which breaks `tracelake ... --json` (stdout is the answer); the URL is in the record.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         # Creates (or checks) the tracking and registry schemas: a few seconds once for a fresh
         # SQLite store, milliseconds afterwards.

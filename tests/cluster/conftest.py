@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cluster_lab import PORTS, REPO, SCRIPT, Cluster, processes_under, read_cluster_env, save_timing
+from cluster_lab import PORTS, REPO, SCRIPT, Cluster, Worker, processes_under, read_cluster_env, save_timing
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -61,6 +61,9 @@ def cluster():
             else:
                 os.environ[key] = value
     finally:
+        for worker in Worker.alive:      # a test that failed half-way may have left its workers running
+            if worker.proc.poll() is None:
+                worker.kill()
         t1 = time.monotonic()
         down = subprocess.run(["bash", str(SCRIPT), "down"], env=env, capture_output=True, text=True, timeout=600)
         save_timing("cluster_down", time.monotonic() - t1, log=down.stdout.strip().splitlines())

@@ -73,11 +73,16 @@ def _runs_view(lake) -> dict[tuple, list[tuple]]:
     """(component, partition) -> what each of its runs read, wrote and how it ended - no ids, no paths."""
     view: dict[tuple, list[tuple]] = {}
     for r in lake.store.component_runs().to_dict("records"):
-        inputs = sorted((i["kind"], i["name"], i["version"], tuple(i["partitions"] or ()),
-                         tuple(i.get("missing_partitions") or ())) for i in (r["inputs"] or []))
+        inputs = sorted((i["kind"], i["name"], i["version"], _tuple(i["partitions"]),
+                         _tuple(i.get("missing_partitions"))) for i in _tuple(r["inputs"]))
         view.setdefault((r["component"], r["partition_key"]), []).append(
             (r["status"], r["output_table"], r["output_version"], r["output_rows"], r["error_type"], tuple(inputs)))
     return {k: sorted(v, key=repr) for k, v in view.items()}
+
+
+def _tuple(values: Any) -> tuple:
+    """A list column read back (a NumPy array, a list or None) as a tuple."""
+    return () if values is None else tuple(values)
 
 
 def _checks_view(lake) -> list[tuple]:

@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scale" / "cluster.sh"
@@ -42,14 +42,15 @@ class Cluster:
         return f"s3a://lakehouse/{name}-{uuid.uuid4().hex[:8]}"
 
     def cli(self, home: str, *args: str, check: bool = True, timeout: float = 900, **extra: str) -> Any:
-        """``tracelake ARGS --json`` against ``home``; the parsed answer (or the process when not JSON)."""
+        """``tracelake ARGS`` against ``home``: checked, the parsed answer of ``--json`` (else the
+        process); with ``check=False``, always the process."""
         cmd = [sys.executable, "-m", "tracelake.jobs.cli", *args]
         proc = subprocess.run(cmd, env=self.client_env(home, **extra), capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"tracelake {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-4000:]}")
-        if "--json" in args and proc.returncode == 0:
+        if check and "--json" in args:
             return json.loads(proc.stdout)
-        return proc
+        return proc   # unchecked: the process, for the caller to judge its exit code and stderr
 
     def spark_script(self, *args: str) -> None:
         subprocess.run(["bash", str(REPO / "scale" / "services" / "spark.sh"), *args], env=self.script_env(),
@@ -95,6 +96,8 @@ def processes_under(directory: Path) -> list[str]:
 class Worker:
     """One ``worker.py`` process in its own process group (killable whole, like a lost machine)."""
 
+    alive: ClassVar[list[Worker]] = []   # killed by the cluster fixture before `down`, if a test left any
+
     def __init__(self, cluster: Cluster, home: str, partitions: list[str], out: Path, **extra: str):
         self.out = out
         self.log = out.with_suffix(".log")
@@ -102,6 +105,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [sys.executable, str(WORKER), "--partitions", ",".join(partitions), "--out", str(out)],
             env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO))
+        Worker.alive.append(self)
 
     def wait(self, timeout: float = 1800) -> dict[str, Any]:
         rc = self.proc.wait(timeout)
