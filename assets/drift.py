@@ -52,7 +52,8 @@ _CALENDAR = ("day_of_week", "is_weekend")
 
 # What is watched. Features and predictions by hour and slice; labels (label shift) per day.
 DRIFT_TARGETS = (
-    DriftTarget("trip_features", numeric=tuple(c for c in NUMERIC_FEATURES if c not in _CALENDAR), categorical=_SLICES, time_column="pickup_ts",
+    DriftTarget("trip_features", numeric=tuple(c for c in NUMERIC_FEATURES if c not in _CALENDAR), categorical=_SLICES,
+                time_column="pickup_ts",
                 slices=_SLICES),
     DriftTarget("tip_predictions", numeric=("tip_probability",), categorical=("predicted_tip",),
                 time_column="pickup_ts", slices=_SLICES),

@@ -51,8 +51,10 @@ class Fault:
         return self.param
 
     def __str__(self) -> str:
-        span = self.start.isoformat() if self.end == self.start else f"{self.start.isoformat()}..{self.end.isoformat() if self.end else ''}"
-        return f"{self.kind}@{span}" + (f":{self.param:g}" if self.param is not None and FAULT_KINDS[self.kind] is not None else "")
+        end = self.end.isoformat() if self.end else ""
+        span = self.start.isoformat() if self.end == self.start else f"{self.start.isoformat()}..{end}"
+        shows_param = self.param is not None and FAULT_KINDS[self.kind] is not None
+        return f"{self.kind}@{span}" + (f":{self.param:g}" if shows_param else "")
 
 
 def _parse_date(text: str, spec: str) -> date:

@@ -13,7 +13,7 @@ world on chosen dates.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -46,7 +46,7 @@ class World:
     seed: int = 7
     trips_per_day: int = 2000
     label_lag_days: int = 2
-    faults: FaultPlan = FaultPlan()
+    faults: FaultPlan = field(default_factory=FaultPlan)
 
     # -- trips ------------------------------------------------------------------------------------
     def _rng(self, day: date, stream: int) -> np.random.Generator:

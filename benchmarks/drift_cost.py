@@ -244,7 +244,7 @@ class TreeMonitor(threading.Thread):
 
     def peak(self, until: float | None = None) -> dict:
         samples = [s for s in self.samples if until is None or s[0] <= until + self.interval] or [(0, 0, {})]
-        t, total, by_role = max(samples, key=lambda s: s[1])
+        _t, total, by_role = max(samples, key=lambda s: s[1])
         hwm: dict[str, int] = {}
         for role, kb in self.hwm.values():
             hwm[role] = hwm.get(role, 0) + kb
@@ -337,7 +337,7 @@ def child_exact(work: Path) -> dict:
         counts = []
         for side in (ref, cur):
             vc = pc.value_counts(side.to_table(columns=[name]).column(name))
-            counts.append(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())))
+            counts.append(dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True)))
         keys = sorted(set(counts[0]) | set(counts[1]), key=str)
         p = np.array([counts[0].get(k, 0) for k in keys], float)
         q = np.array([counts[1].get(k, 0) for k in keys], float)
@@ -376,7 +376,7 @@ def _numpy_profiles(path: Path, spec, batch_rows: int) -> list:
                     prof.min, prof.max = min(prof.min, float(v.min())), max(prof.max, float(v.max()))
             else:
                 vc = pc.value_counts(arr)
-                for value, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                for value, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=True):
                     if value is not None:
                         prof.categories[str(value)] = prof.categories.get(str(value), 0) + n
                         prof.count += n
@@ -440,7 +440,8 @@ def child_spark(work: Path, driver_memory: str | None, incremental: bool) -> dic
     verdicts, scores = _verdicts(compare_profiles(ref, cur, spec, DriftThresholds()))
     seconds = time.perf_counter() - t
     marks["main_end"] = time.time()
-    out = {"seconds": seconds, "startup_s": startup_s, "steady_cpu_s": cpu() - cpu_start, "reference_s": t_ref, "current_s": t_cur,
+    out = {"seconds": seconds, "startup_s": startup_s, "steady_cpu_s": cpu() - cpu_start,
+           "reference_s": t_ref, "current_s": t_cur,
            "verdicts": verdicts, "scores": scores, "marks": marks, "settings": {
                "master": spark.conf.get("spark.master"), "driver_memory": spark.conf.get("spark.driver.memory")},
            "jvm_vmhwm_mb": (_status_kb(jvm_pid) or (0, 0))[1] / 1024,
@@ -745,9 +746,10 @@ def _prepare(args) -> tuple[Path, float]:
     work.mkdir(parents=True, exist_ok=True)
     gen = make_data(work, args.rows)
     print(f"{args.rows:,} rows x {len(COLUMNS)} columns per side "
-          f"({'reused' if gen['reused'] else 'written in %.0f s' % gen['seconds']}; "
+          f"({'reused' if gen['reused'] else 'written in {:.0f} s'.format(gen['seconds'])}; "
           f"{_dir_mb(work / 'reference') + _dir_mb(work / 'current'):.0f} MB Parquet in {work}); "
-          f"shifts {', '.join(f'{k} +{v}σ' for k, v in SHIFTS.items())}; children killed above {limit_mb:.0f} MB")
+          f"shifts {', '.join(f'{k} +{v}σ' for k, v in SHIFTS.items())}; "  # noqa: RUF001 - sigma, the standard deviation
+          f"children killed above {limit_mb:.0f} MB")
     sample = ds.dataset(work / "reference", format="parquet").head(min(args.rows, SPEC_SAMPLE)).to_pandas()
     (work / "spec.json").write_text(derive_spec(sample, list(NUMERIC), CATEGORICAL).to_json())
     return work, limit_mb

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Lakehouse",
-    "LakehouseResource",
+    "LakehouseResource",  # noqa: F822 - resolved by __getattr__ (it needs Dagster)
     "NotALakehouse",
     "forget_lakehouse",
     "lakehouse_exists",

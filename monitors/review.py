@@ -80,7 +80,7 @@ def monitor_evidence(lake: Lakehouse, walker: LineageWalker, nodes: Sequence[Tra
     rows_verdicts: dict[str, str] = {}
     for component in {n.component for n in nodes if n.component}:
         series = run_metric(lake, component, "output_rows")
-        by_time = dict(zip(series["time"], series["run_id"]))
+        by_time = dict(zip(series["time"], series["run_id"], strict=True))
         for when, _value, verdict, anomaly in assess(series.set_index("time")["value"], default_rules()):
             if verdict == "anomaly" and anomaly is not None:
                 rows_verdicts[by_time[when]] = anomaly.describe()

@@ -100,7 +100,7 @@ def _runs(args: argparse.Namespace) -> int:
     for rec in frame.to_dict("records") if not frame.empty else []:
         ms = rec.get("duration_ms")
         rec["seconds"] = None if ms is None or ms != ms else round(ms / 1000, 1)
-        rows.append({k: rec.get(k) for k in RUN_COLUMNS + ["error_message"]})
+        rows.append({k: rec.get(k) for k in [*RUN_COLUMNS, "error_message"]})
     cols = [*RUN_COLUMNS, *(["error_message"] if any(r.get("error_message") for r in rows) else [])]
     human = format_table(rows, cols, {"error_message": 50}, {**RUN_HEADERS, "error_message": "error"}) \
         if rows else "no runs match" if (args.status or since or until) else "no runs recorded yet"

@@ -91,12 +91,13 @@ class AuditIndex:
         self.table = table
         layout = lake.layout
         self.runs = table.select(_SCALARS).to_pandas(integer_object_nulls=True).set_index("run_id", drop=False)
-        self.runs["output_path"] = [layout.resolve(t, p) for t, p in zip(self.runs["output_table"], self.runs["output_path"])]
+        self.runs["output_path"] = [layout.resolve(t, p)
+                                    for t, p in zip(self.runs["output_table"], self.runs["output_path"], strict=True)]
         self._row = {rid: i for i, rid in enumerate(table.column("run_id").to_pylist())}
         self.inputs = _explode(table, "inputs")
         if not self.inputs.empty:
             self.inputs["path"] = [p if k != "table" else layout.resolve(n, p)
-                                   for k, n, p in zip(self.inputs["kind"], self.inputs["name"], self.inputs["path"])]
+                                   for k, n, p in zip(self.inputs["kind"], self.inputs["name"], self.inputs["path"], strict=True)]
         self.models = _explode(table, "models")
         self._keys_cache: dict[str, dict[str, list[KeyPair]]] = {}
         self._key_columns: dict[str, set[str]] | None = None
@@ -104,7 +105,8 @@ class AuditIndex:
         self._readers: dict[tuple[str, Any], list[int]] | None = None
         self._in_run = self.inputs["run_id"].to_numpy() if not self.inputs.empty else None
         self._in_version = self.inputs["version"].fillna(-1).to_numpy() if not self.inputs.empty else None
-        self._out_parts = dict(zip(self.runs["run_id"], (p or [] for p in table.column("output_partitions").to_pylist())))
+        parts = (p or [] for p in table.column("output_partitions").to_pylist())
+        self._out_parts = dict(zip(self.runs["run_id"], parts, strict=True))
         self._meta = {r.run_id: r for r in self.runs[["run_id", "component", "output_table", "output_path",
                                                       "output_version", "write_mode", "partition_key", "status",
                                                       "started_at"]].itertuples(index=False)}
@@ -195,7 +197,7 @@ class AuditIndex:
                 if row.run_id in rolled_back:
                     _undo(parts, overwrites, row, rolled_back[row.run_id])
             cached = {"parts": parts, "appends": appends, "overwrites": overwrites, "rolled_back": rolled_back,
-                      "by_version": {v: r for v, r in zip(w["version"], w["run_id"], strict=True)},
+                      "by_version": dict(zip(w["version"], w["run_id"], strict=True)),
                       "versions": sorted(set(w["version"])), "modes": set(w["mode"].dropna())}
             self._per_table[table] = cached
         return cached
@@ -302,7 +304,7 @@ class AuditIndex:
         if self._readers is None:
             ip = self._input_parts
             index: dict[tuple[str, Any], list[int]] = {}
-            for name, part, idx in zip(ip["name"], ip["partition"], ip["idx"]):
+            for name, part, idx in zip(ip["name"], ip["partition"], ip["idx"], strict=True):
                 index.setdefault((name, None if part is None or part != part else part), []).append(idx)
             self._readers = index
         return self._readers

@@ -170,7 +170,7 @@ class SliceReader:
                 for name in actions.column_names:
                     if (name.startswith(("min.", "max.")) and pa.types.is_string(actions.schema.field(name).type)) or \
                             (name.startswith(("min.", "max.")) and pa.types.is_large_string(actions.schema.field(name).type)):
-                        out[name] = dict(zip(pinned.files, actions.column(name).to_pylist()))
+                        out[name] = dict(zip(pinned.files, actions.column(name).to_pylist(), strict=True))
             self._stats_cache[key] = out
         return self._stats_cache[key]
 
@@ -191,7 +191,7 @@ class SliceReader:
                 self._files[key] = None
             else:
                 mapping: dict[str | None, list[str]] = {}
-                for value, file in zip(pinned.partition_values or [], pinned.files):
+                for value, file in zip(pinned.partition_values or [], pinned.files, strict=False):
                     mapping.setdefault(value, []).append(file)
                 self._files[key] = mapping
         return self._files[key]
@@ -332,7 +332,7 @@ def _quote(column: str) -> str:
 def plain_strings(table: pa.Table) -> pa.Table:
     """DataFusion returns string_view; pyarrow kernels and pandas want plain strings."""
     fields, cols = [], []
-    for field, col in zip(table.schema, table.columns):
+    for field, col in zip(table.schema, table.columns, strict=True):
         if pa.types.is_string_view(field.type) or pa.types.is_large_string(field.type):
             col = pc.cast(col, pa.string())
             field = field.with_type(pa.string())

@@ -69,7 +69,8 @@ def _output_metadata(run: ComponentRun, output: OutputRecord) -> dict[str, Any]:
         "tracelake_run_id": dg.MetadataValue.text(run.run_id),
         "mlflow_run": dg.MetadataValue.url(run.mlflow_run_url),
         "inputs": dg.MetadataValue.json([
-            {k: v for k, v in i.items() if v is not None and k in ("kind", "name", "version", "model_version", "missing_partitions")}
+            {k: v for k, v in i.items()
+             if v is not None and k in ("kind", "name", "version", "model_version", "missing_partitions")}
             for i in run.inputs
         ]),
         "schema_hash": dg.MetadataValue.text(output.schema_hash[:16]),

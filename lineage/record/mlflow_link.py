@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tracelake.lineage.record.redact import redact_mapping, scrub_text
 from tracelake.lineage.settings import Settings
@@ -32,7 +32,8 @@ from tracelake.lineage.settings import Settings
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["DatasetRef", "MlflowLink", "MlflowResource", "dataset_name", "flatten_params", "link_for"]
+# MlflowResource is resolved by __getattr__ (it needs Dagster, which CLI readers do not import)
+__all__ = ["DatasetRef", "MlflowLink", "MlflowResource", "dataset_name", "flatten_params", "link_for"]  # noqa: F822
 
 log = logging.getLogger("tracelake.mlflow")
 for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service", "mlflow.store"):
@@ -86,7 +87,7 @@ def _flatten(config: Mapping[str, Any], prefix: str) -> dict[str, str]:
 class MlflowLink:
     """Process-wide handle on one MLflow tracking store (shared by every component run)."""
 
-    _instances: dict[tuple[str, str, int], MlflowLink] = {}
+    _instances: ClassVar[dict[tuple[str, str, int], MlflowLink]] = {}
     _instances_lock = threading.Lock()
 
     def __init__(self, tracking_uri: str, ui_url: str, artifact_root: str | None, prefix: str):
@@ -204,7 +205,8 @@ class MlflowLink:
 
         def create() -> tuple[str, str]:
             exp_id = self._experiment_id(component)
-            run = self.client.create_run(exp_id, run_name=run_name, tags={k: scrub_text(str(v)) for k, v in tags.items() if v is not None})
+            run = self.client.create_run(exp_id, run_name=run_name,
+                                         tags={k: scrub_text(str(v)) for k, v in tags.items() if v is not None})
             return exp_id, run.info.run_id
 
         return self._submit(create)

@@ -179,8 +179,8 @@ def reconcile_mlflow(lake: Lakehouse) -> list[ReconcileResult]:
             inputs.append(DatasetRef(rec["output_table"], rec["output_path"], int(rec["output_version"]), "output"))
         link.finish_run(mrun.info.run_id, status=rec["status"],
                         params=flatten_params(json.loads(rec.get("config_json") or "{}")),
-                        metrics=dict(rec["metrics"]) if rec.get("metrics") is not None else {}, tags={"tracelake.status": rec["status"],
-                                                                     "tracelake.reconciled": "true"},
+                        metrics=dict(rec["metrics"]) if rec.get("metrics") is not None else {},
+                        tags={"tracelake.status": rec["status"], "tracelake.reconciled": "true"},
                         datasets=inputs).result(timeout=120)
         results.append(ReconcileResult(rid, rec["component"], "mlflow-finished", mrun.info.run_id))
     return results

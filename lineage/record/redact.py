@@ -32,6 +32,7 @@ than what is kept, so a secret cut by the limit is still seen whole.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import re
@@ -462,7 +463,7 @@ def _entropy_limit(length: int) -> float:
 def _class_changes(token: str) -> float:
     def cls(c: str) -> int:
         return 0 if c.isupper() else 1 if c.islower() else 2 if c.isdigit() else 3
-    return sum(cls(a) != cls(b) for a, b in zip(token, token[1:], strict=False)) / (len(token) - 1)
+    return sum(cls(a) != cls(b) for a, b in itertools.pairwise(token)) / (len(token) - 1)
 
 
 def looks_random(token: str) -> bool:
@@ -531,7 +532,7 @@ def find_secrets(text: str) -> list[str]:
         return []
     out, pieces = [], re.split(re.escape(REDACTED), scrubbed)
     pos = 0
-    for before, after in zip(pieces, pieces[1:], strict=False):
+    for before, after in itertools.pairwise(pieces):
         start = text.find(before, pos) + len(before) if before else pos
         end = text.find(after, start) if after else len(text)
         if end < start:

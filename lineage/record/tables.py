@@ -157,7 +157,8 @@ def write_commit(
             return out
         except Exception as exc:  # classified below; anything not retryable is re-raised as is
             if not _is_retryable(exc) or attempt == max_attempts:
-                if "DELTA_FAILED_TO_MERGE_FIELDS" in str(exc) or "schema mismatch" in str(exc).lower() or "DELTA_SCHEMA" in str(exc):
+                text = str(exc)
+                if "DELTA_FAILED_TO_MERGE_FIELDS" in text or "schema mismatch" in text.lower() or "DELTA_SCHEMA" in text:
                     raise TableWriteError(
                         f"{path}: the output's schema does not match the table's ({_first_line(exc)}); "
                         "fix the component, or declare schema_evolution='merge' if the change is intended"

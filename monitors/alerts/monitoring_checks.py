@@ -22,7 +22,8 @@ class MonitoringConfig(dg.Config):
 
 
 def build_monitoring_checks(slas: Sequence[Any], monitors: Sequence[MetricMonitor] = (),
-                            blocked: BlockedPipelinePolicy | None = None, name: str = "evaluate_monitoring") -> dg.AssetChecksDefinition:
+                            blocked: BlockedPipelinePolicy | None = None,
+                            name: str = "evaluate_monitoring") -> dg.AssetChecksDefinition:
     specs = [dg.AssetCheckSpec(f"sla_{s.name}", asset=dg.AssetKey(s.component),
                                description=s.description or f"SLA {s.name}") for s in slas]
 
@@ -48,7 +49,7 @@ def build_monitoring_checks(slas: Sequence[Any], monitors: Sequence[MetricMonito
                 context.log.warning(f"alert {policy} on {component}: {action}")
         for monitor, anomaly in report.anomalies[-20:]:
             context.log.info(f"anomaly {monitor.name} at {anomaly.time:%Y-%m-%d}: {anomaly.describe()}")
-        for sla, result in zip(slas, report.slas):
+        for sla, result in zip(slas, report.slas, strict=True):
             metadata: dict[str, Any] = {"message": dg.MetadataValue.text(result.message),
                                         "evaluable": dg.MetadataValue.bool(result.evaluable)}
             if result.observed is not None:

@@ -119,7 +119,7 @@ def _evaluate(lake: Lakehouse, report: MonitoringReport, slas: Sequence[Any], mo
     record_evaluations(lake, report.slas, as_of)
 
     known = stored_anomalies(lake)
-    seen = set(zip(known["monitor"], known["time"])) if not known.empty else set()
+    seen = set(zip(known["monitor"], known["time"], strict=True)) if not known.empty else set()
     new_rows = []
     for monitor in monitors:
         series = monitor.series(lake)

@@ -368,7 +368,8 @@ def from_rows(frame: pd.DataFrame) -> list[Profile]:
     out = []
     for r in frame.to_dict("records"):
         start = r["window_start"]
-        out.append(Profile(r["column_name"], r["kind"], None if start is None or pd.isna(start) else int(pd.Timestamp(start).timestamp()),
+        window = None if start is None or pd.isna(start) else int(pd.Timestamp(start).timestamp())
+        out.append(Profile(r["column_name"], r["kind"], window,
                            r["slice_key"], r["slice_value"], int(r["count"]), int(r["nulls"]), float(r["sum"]),
                            float(r["sum_sq"]), float("inf") if r["min"] is None or pd.isna(r["min"]) else float(r["min"]),
                            float("-inf") if r["max"] is None or pd.isna(r["max"]) else float(r["max"]),

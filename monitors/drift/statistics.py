@@ -207,7 +207,7 @@ def _category_counts(ref: Profile, cur: Profile) -> tuple[list[str], np.ndarray,
     r = np.array([ref.categories.get(k, 0) for k in keys] + [ref.other], dtype=float)
     c = np.array([cur.categories.get(k, 0) for k in keys] + [cur.other], dtype=float)
     keep = (r + c) > 0
-    return [k for k, ok in zip([*keys, "__other__"], keep) if ok], r[keep], c[keep]
+    return [k for k, ok in zip([*keys, "__other__"], keep, strict=True) if ok], r[keep], c[keep]
 
 
 def categorical_drift(ref: Profile, cur: Profile, thresholds: DriftThresholds = DriftThresholds()) -> DriftResult:
@@ -263,6 +263,7 @@ def compare_profiles(reference: Iterable[Profile], current: Iterable[Profile], s
         col = spec.column(cur.column)
         result = numeric_drift(base, cur, col, th) if col.kind == "numeric" else categorical_drift(base, cur, th)
         if base.slice_value != cur.slice_value:
-            result.detail = (result.detail + "; " if result.detail else "") + "slice absent from reference: compared with all rows"
+            absent = "slice absent from reference: compared with all rows"
+            result.detail = f"{result.detail}; {absent}" if result.detail else absent
         out.append(result)
     return out

@@ -102,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("component")
     p.add_argument("--metric", help="which metric (omit to list them)")
     p.add_argument("--slice", type=_slice_arg, help="key=value, e.g. pickup_zone=Airport (window metrics)")
-    p.add_argument("--anomalies", action="store_true", help="judge each point against the same weekday of earlier weeks (first week: learning)")
+    p.add_argument("--anomalies", action="store_true",
+                   help="judge each point against the same weekday of earlier weeks (first week: learning)")
     add_json_flag(p)
     p.set_defaults(func=_metrics)

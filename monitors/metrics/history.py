@@ -90,7 +90,7 @@ def import_mlflow_metrics(lake: Lakehouse, experiment: str, *, component: str | 
     seen = set()
     if not existing.empty:
         mine = existing[(existing["source"] == "mlflow") & (existing["component"] == component)]
-        seen = set(zip(mine["slice_value"], mine["metric"], mine["window_start"]))
+        seen = set(zip(mine["slice_value"], mine["metric"], mine["window_start"], strict=True))
     rows = []
     now = datetime.now(UTC)
     for run in client.search_runs([exp.experiment_id], max_results=50_000):

@@ -37,7 +37,8 @@ def test_faults_bend_the_world_on_their_dates_only():
     assert "fare_amount" not in broken and broken["fare_usd"].str.startswith("$").all()
     assert world.raw_feed(date(2026, 1, 15)) is None and world.raw_feed(date(2026, 1, 16)) is not None
     card = base.trips(DAY)["payment_type"] == "card"
-    assert world.tip_probability(base.trips(DAY), DAY)[card].mean() < base.tip_probability(base.trips(DAY), DAY)[card].mean() - 0.2
+    trips = base.trips(DAY)
+    assert world.tip_probability(trips, DAY)[card].mean() < base.tip_probability(trips, DAY)[card].mean() - 0.2
 
 
 def test_late_and_missing_labels():

@@ -35,7 +35,7 @@ def test_time_travel_across_hundreds_of_old_versions_survives_log_cleanup(tmp_pa
         dt.cleanup_metadata()  # what a checkpointing writer does: drop log entries past retention
     # Under Delta's defaults the two-year-old versions are gone ...
     assert not (default / "_delta_log" / f"{1:020d}.json").exists()
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match=r"(?i)version|not found|no such file|reconstruct"):
         spark.read.format("delta").option("versionAsOf", 1).load(str(default)).collect()
     # ... with the configured horizon every one of them is still readable, by version and by time.
     assert (kept / "_delta_log" / f"{1:020d}.json").exists()

@@ -129,8 +129,8 @@ def test_mlflow_run_links_back_with_params_metrics_and_datasets(home, spark):
     result = materialize(home, [numbers, doubled], partition_key="2026-01-03")
     lake = open_lakehouse(home)
     lake.flush()  # drains the MLflow queue
-    run_id = [m.materialization.metadata["tracelake_run_id"].value for m in result.get_asset_materialization_events()
-              if m.asset_key.to_user_string() == "doubled"][0]
+    run_id = next(m.materialization.metadata["tracelake_run_id"].value for m in result.get_asset_materialization_events()
+              if m.asset_key.to_user_string() == "doubled")
     rec = records(home).loc[run_id]
     client = MlflowClient(tracking_uri=lake.mlflow.tracking_uri)
     mrun = client.get_run(rec["mlflow_run_id"])

@@ -303,7 +303,7 @@ def test_check_samples_are_scrubbed_and_bounded():
         name="no_credentials_in_notes", passed=False,
         observed_text="2 of 9 rows fail; e.g. " + " | ".join(sample) + huge,
         threshold_text=creds[0].text, description="notes must not carry credentials",
-        details={"samples": sample + [huge], "api_key": "raw-k-123456", "rows": list(range(500))},
+        details={"samples": [*sample, huge], "api_key": "raw-k-123456", "rows": list(range(500))},
     )
     started = time.perf_counter()
     clean = sanitized(result)

@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -17,7 +18,7 @@ from tracelake.monitors.alerts.manager import AlertManager, AlertPolicy
 
 
 class _Hook(BaseHTTPRequestHandler):
-    received: list = []
+    received: ClassVar[list] = []
     fail_next = 0
 
     def do_POST(self):

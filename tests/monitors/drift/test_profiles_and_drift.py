@@ -93,7 +93,7 @@ def test_histogram_quantiles_are_within_one_bin(spec):
 def test_profiles_survive_the_storage_round_trip(spec):
     profiles = profile_pandas(_frame(4), spec)
     back = from_rows(to_rows(profiles, spec, table="t", granularity="hour"))
-    for a, b in zip(profiles, back):
+    for a, b in zip(profiles, back, strict=True):
         assert a.key == b.key and a.count == b.count and a.categories == b.categories
         assert (a.hist is None and b.hist is None) or np.array_equal(a.hist, b.hist)
 
@@ -224,4 +224,5 @@ def test_drift_opens_an_alert_only_where_a_policy_says_so(lake, spec):
     assert observe_drift_alert(manager, paging, shifted, "2026-01-21", when + timedelta(days=1)) == "repeated"
     assert observe_drift_alert(manager, paging, calm, "2026-01-22", when + timedelta(days=2)) == "resolved"
     (alert,) = [a for a in manager.alerts() if a.policy == "x_drift"]
-    assert alert.status == "resolved" and alert.occurrences == 2 and "drift in t on 2026-01-21: x" in alert.message  # the latest breach
+    assert alert.status == "resolved" and alert.occurrences == 2
+    assert "drift in t on 2026-01-21: x" in alert.message  # the latest breach
