@@ -40,7 +40,8 @@ def component_history(lake: Lakehouse, component: str, *, since: datetime | None
     for rec in frame.to_dict("records"):
         details = _changes(prev, rec) if prev is not None else {}
         mine = tests.get(rec["run_id"], [])
-        before = {t["check"]: t["result"] for t in tests.get(prev["run_id"], [])} if prev is not None else {}
+        before: dict[str, str] = {t["check"]: t["result"] for t in tests.get(prev["run_id"], [])} \
+            if prev is not None else {}
         flipped = [t["check"] for t in mine if t["check"] in before and before[t["check"]] != t["result"]]
         if flipped:
             details["tests"] = {"a": {c: before[c] for c in flipped},

@@ -12,7 +12,7 @@ Runs are expanded oldest first, so a run's rows are complete before its consumer
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.graph import KeyPair
 from tracelake.lineage.query.slices import SliceError, key_strings
+from tracelake.lineage.query.walk_state import WalkState
 from tracelake.lineage.query.walker import (
     KeyMatch,
     LineageWalker,
@@ -82,27 +83,11 @@ def parse_target(walker: LineageWalker, target: str) -> str:
     return target
 
 
-@dataclass
-class _ForwardWalk:
-    walker: LineageWalker
-    start: str
-    nodes: dict[str, TraceNode] = field(default_factory=dict)
-    edges: list[TraceEdge] = field(default_factory=list)
-    reached_rows: dict[str, list[pa.Table]] = field(default_factory=dict)
-    keys_followed: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (parent, child) -> keys
-    hops_followed: set[tuple[str, str]] = field(default_factory=set)
-    whole_output: set[str] = field(default_factory=set)
-    matches: dict[str, list[KeyMatch]] = field(default_factory=dict)
-    queue: list[tuple[str, str]] = field(default_factory=list)
+class _ForwardWalk(WalkState):
+    """The state of one impact: what has been reached, and how (keys followed: per parent and child)."""
 
-    def reach(self, run_id: str, depth: int, rows: pa.Table | None) -> None:
-        node = self.nodes.get(run_id)
-        if node is None:
-            node = self.nodes[run_id] = self.walker.node_for_run(run_id, depth)
-        node.depth = min(node.depth, depth)
-        if rows is not None:
-            self.reached_rows.setdefault(run_id, []).append(rows)
-        heapq.heappush(self.queue, (run_id, run_id))  # oldest first: parents before children
+    def queue_order(self, run_id: str, node: TraceNode) -> str | None:
+        return run_id   # oldest first: parents before children
 
     def rows_of(self, run_id: str) -> pa.Table | None:
         """The run's affected rows; a run reached at run level is read only if someone read it."""
@@ -190,7 +175,7 @@ def impact(lake: Lakehouse, target: str, *, walker: LineageWalker | None = None)
     walker = walker or LineageWalker(lake)
     index = walker.index
     start = parse_target(walker, target)
-    walk = _ForwardWalk(walker, start, whole_output={start})
+    walk = _ForwardWalk(walker, whole_output={start})
     walk.reach(start, 0, walker.output_rows(start, index.key_columns_of(index.record(start).get("output_table") or "")))
     while walk.queue:
         _, run_id = heapq.heappop(walk.queue)

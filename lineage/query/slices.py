@@ -280,9 +280,9 @@ class SliceReader:
         root = str(to_local_path(path)).rstrip("/") + "/"
         out = {}
         for file in pinned.files:
-            v = added.get(file[len(root):])
-            out[file] = (self._writers(path, v) if v is not None and self._writers else None) or \
-                f"unrecorded:{name}@v{v if v is not None else '?'}"
+            added_at = added.get(file[len(root):])
+            out[file] = (self._writers(path, added_at) if added_at is not None and self._writers else None) or \
+                f"unrecorded:{name}@v{added_at if added_at is not None else '?'}"
         return out
 
     def _by_writer(self, path: str, version: int, table_schema: pa.Schema, cols: list[str],

@@ -26,6 +26,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # sqlglot is imported when a statement is judged, not when the CLI starts
+    from sqlglot.expressions import Expr
 
 __all__ = ["SAFE_FUNCTIONS", "SqlRefused", "Statement", "judge"]
 
@@ -36,7 +40,7 @@ _FORMATS = {"text", "csv", "json", "parquet", "orc", "avro", "delta", "binaryfil
 _NEVER_EVEN_FOR_ADMIN = re.compile(
     r"\bvacuum\b|retentionDurationCheck|logRetentionDuration|deletedFileRetentionDuration|\brestore\b", re.I)
 _ALLOWED_DBS = {"", "default", "audit", "spark_catalog"}
-_STATEMENTS: tuple[type, ...] | None = None
+_STATEMENTS: tuple[type[Expr], ...] | None = None
 
 
 class SqlRefused(ValueError):
@@ -50,7 +54,7 @@ class Statement:
     tables: tuple[str, ...]
 
 
-def _statement_types() -> tuple[type, ...]:
+def _statement_types() -> tuple[type[Expr], ...]:
     import sqlglot.expressions as exp
 
     names = ("Insert", "Delete", "Update", "Merge", "Create", "Drop", "Alter", "Set", "Command", "Cache", "Uncache",
@@ -59,7 +63,7 @@ def _statement_types() -> tuple[type, ...]:
     return tuple(getattr(exp, n) for n in names if hasattr(exp, n))
 
 
-def _split(query: str):
+def _split(query: str) -> list[Expr]:
     import sqlglot
 
     try:
@@ -68,7 +72,7 @@ def _split(query: str):
         raise SqlRefused(f"cannot parse the statement: {str(exc).splitlines()[0][:160]}") from None
 
 
-def _table_refs(tree) -> list[str]:
+def _table_refs(tree: Expr) -> list[str]:
     import sqlglot.expressions as exp
 
     refs = []

@@ -15,7 +15,7 @@ expanded every key that reaches it has arrived, and each input is read once per 
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +25,7 @@ from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.layout import RUN_ID_COLUMN
 from tracelake.lineage.query.graph import KeyPair
 from tracelake.lineage.query.slices import TableAt, key_strings, resolve_as_of
+from tracelake.lineage.query.walk_state import WalkState
 from tracelake.lineage.query.walker import (
     KeyMatch,
     LineageWalker,
@@ -60,29 +61,12 @@ class TraceResult:
         return [e for e in self.edges if e.child == node_id]
 
 
-@dataclass
-class _BackwardWalk:
-    """The state of one trace: what has been reached, and how."""
+class _BackwardWalk(WalkState):
+    """The state of one trace: what has been reached, and how (rows: the run's rows in the slice;
+    keys followed: per run and input)."""
 
-    walker: LineageWalker
-    nodes: dict[str, TraceNode] = field(default_factory=dict)
-    edges: list[TraceEdge] = field(default_factory=list)
-    reached_rows: dict[str, list[pa.Table]] = field(default_factory=dict)   # run -> its rows in the slice
-    keys_followed: dict[tuple[str, str], set[str]] = field(default_factory=dict)   # (run, input) -> keys sent
-    hops_followed: set[tuple[str, str]] = field(default_factory=set)       # run-level and model hops done
-    whole_output: set[str] = field(default_factory=set)                    # runs reached at run level
-    matches: dict[str, list[KeyMatch]] = field(default_factory=dict)        # run -> key matches into it
-    queue: list[tuple[str, str]] = field(default_factory=list)
-
-    def reach(self, run_id: str, depth: int, rows: pa.Table | None) -> None:
-        node = self.nodes.get(run_id)
-        if node is None:
-            node = self.nodes[run_id] = self.walker.node_for_run(run_id, depth)
-        node.depth = min(node.depth, depth)
-        if rows is not None:
-            self.reached_rows.setdefault(run_id, []).append(rows)
-        if node.kind == "run":
-            heapq.heappush(self.queue, (_newest_first(run_id), run_id))
+    def queue_order(self, run_id: str, node: TraceNode) -> str | None:
+        return _newest_first(run_id) if node.kind == "run" else None
 
     def rows_of(self, run_id: str, lineage_keys: dict[str, list[KeyPair]]) -> pa.Table | None:
         """The run's rows in the slice; a run reached only at run level contributes all of them."""
