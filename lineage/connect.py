@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracelake.lineage.processes import pid_alive
 from tracelake.lineage.settings import Settings, is_local_uri, to_local_path
 
 if TYPE_CHECKING:
@@ -61,16 +62,6 @@ def _port_open(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def running_server(settings: Settings) -> str | None:
     """``sc://127.0.0.1:PORT`` of this lakehouse's server when one is up, else None."""
     path = address_path(settings)
@@ -79,7 +70,7 @@ def running_server(settings: Settings) -> str | None:
         port, pid = int(info["port"]), int(info["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if info.get("home") != settings.home or not _alive(pid) or not _port_open(port):
+    if info.get("home") != settings.home or not pid_alive(pid) or not _port_open(port):
         return None
     return f"sc://127.0.0.1:{port}"
 

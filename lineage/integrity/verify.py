@@ -45,6 +45,27 @@ def verify_lakehouse(lake: Lakehouse, *, deep: bool = True) -> VerifyReport:
 
     ``deep`` also re-hashes the data files of every recorded version (the costliest part)."""
     report = VerifyReport()
+    _verify_chains(lake, report)
+    runs = lake.store.component_runs(include_open=False)
+    claimed: dict[tuple[str, int], str] = {}
+    for rec in runs.to_dict("records"):
+        if rec["status"] != "succeeded":
+            continue
+        _verify_output(lake, rec, report, claimed)
+    ours = runs[~runs["component"].astype(str).str.startswith("external:")] if not runs.empty else runs
+    report.problems += _failed_rows_still_visible(lake, ours)
+    open_ids = {r.run_id for r in lake.journal.open_runs()}
+    problems, notes = commit_problems(lake, runs, data_tables(lake), open_ids)
+    report.problems += problems
+    report.notes += notes
+    if deep:
+        problems, report.checked_versions = digest_problems(lake, runs)
+        report.problems += problems
+    return report
+
+
+def _verify_chains(lake: Lakehouse, report: VerifyReport) -> None:
+    """Every chained table, and every table an anchor names, against its chain and anchors."""
     anchors = anchor_store(lake.settings.home, lake.settings.anchor_dir)
     heads, forged = anchors.heads()
     if forged:
@@ -63,79 +84,74 @@ def verify_lakehouse(lake: Lakehouse, *, deep: bool = True) -> VerifyReport:
         report.tables[table] = chain.records
         report.checked_records += chain.records
         report.problems += chain.problems
-    runs = lake.store.component_runs(include_open=False)
-    claimed: dict[tuple[str, int], str] = {}
-    for rec in runs.to_dict("records"):
-        if rec["status"] != "succeeded":
-            continue
-        if _is_external(rec):
-            _verify_external(lake, rec, report, claimed)
-            continue
-        report.checked_runs += 1
-        path = lake.layout.resolve(rec.get("output_table"), rec.get("output_path"))
-        version = rec.get("output_version")
-        if path is None or version is None or version != version:
-            report.problems.append(f"run {rec['run_id']} ({rec['component']}) succeeded without an output version")
-            continue
-        version = int(version)
-        try:
-            commit = delta_meta.read_commit(path, version)
-        except FileNotFoundError:
-            report.problems.append(f"run {rec['run_id']}: {rec['output_table']}@v{version} is not in the table's log")
-            continue
-        named = commit.user_metadata.get("tracelake_run_id")
-        if named != rec["run_id"]:
-            report.problems.append(
-                f"run {rec['run_id']}: {rec['output_table']}@v{version} was committed by {named!r}, not by this run")
-        elif commit.rows_added is not None and rec.get("output_rows") is not None and commit.rows_added != rec["output_rows"]:
-            report.problems.append(f"run {rec['run_id']}: {rec['output_table']}@v{version} added {commit.rows_added} "
-                                   f"rows; the record says {rec['output_rows']}")
-        other = claimed.setdefault((path, version), rec["run_id"])
-        if other != rec["run_id"]:
-            report.problems.append(f"runs {other} and {rec['run_id']} both claim {rec['output_table']}@v{version}")
-    ours = runs[~runs["component"].astype(str).str.startswith("external:")] if not runs.empty else runs
-    report.problems += _failed_rows_still_visible(lake, ours)
-    open_ids = {r.run_id for r in lake.journal.open_runs()}
-    problems, notes = commit_problems(lake, runs, data_tables(lake), open_ids)
-    report.problems += problems
-    report.notes += notes
-    if deep:
-        problems, report.checked_versions = digest_problems(lake, runs)
-        report.problems += problems
-    return report
 
 
 def _is_external(rec: dict[str, Any]) -> bool:
     return (rec.get("tags") or {}).get("tracelake.external") == "true"
 
 
-def _verify_external(lake: Lakehouse, rec: dict[str, Any], report: VerifyReport,
-                     claimed: dict[tuple[str, int], str]) -> None:
-    """A run received over OpenLineage (``lineage.openlineage.external``): its commit names no
-    Tracelake run, so it is checked the other way round - the version it records is in the log,
-    no Tracelake run made that commit, and no other run claims it. A run recorded without an
-    output version (its commit was ambiguous or never landed) is a note: its record already says
-    it is unverified."""
-    report.external_runs += 1
+def _recorded_output(lake: Lakehouse, rec: dict[str, Any]) -> tuple[str, int] | None:
+    """The table path and version a run's record claims (None: it claims none)."""
     path = lake.layout.resolve(rec.get("output_table"), rec.get("output_path"))
     version = rec.get("output_version")
-    if path is None or version is None or version != version:
-        why = (rec.get("tags") or {}).get("tracelake.external.output", "no output version")
-        report.notes.append(f"external run {rec['run_id']} ({rec['component']}): {rec.get('output_table')} - {why}")
+    if path is None or version is None or version != version:  # NaN: no version
+        return None
+    return path, int(version)
+
+
+def _verify_output(lake: Lakehouse, rec: dict[str, Any], report: VerifyReport,
+                   claimed: dict[tuple[str, int], str]) -> None:
+    """A succeeded run's output: the version it records is in the table's log, that commit was
+    made by the run (:func:`_own_commit_problems`, :func:`_external_commit_problems`), and no
+    other run claims it.
+
+    A run received over OpenLineage (``lineage.openlineage.external``) recorded without an
+    output version (its commit was ambiguous or never landed) is a note, not a problem: its
+    record already says it is unverified."""
+    external = _is_external(rec)
+    who = "external run" if external else "run"
+    if external:
+        report.external_runs += 1
+    else:
+        report.checked_runs += 1
+    output = _recorded_output(lake, rec)
+    if output is None:
+        if external:
+            why = (rec.get("tags") or {}).get("tracelake.external.output", "no output version")
+            report.notes.append(f"external run {rec['run_id']} ({rec['component']}): {rec.get('output_table')} - {why}")
+        else:
+            report.problems.append(f"run {rec['run_id']} ({rec['component']}) succeeded without an output version")
         return
-    version = int(version)
+    path, version = output
     try:
         commit = delta_meta.read_commit(path, version)
     except FileNotFoundError:
-        report.problems.append(f"external run {rec['run_id']}: {rec['output_table']}@v{version} is not in the table's log")
+        report.problems.append(f"{who} {rec['run_id']}: {rec['output_table']}@v{version} is not in the table's log")
         return
-    named = commit.user_metadata.get("tracelake_run_id")
-    if named:
-        report.problems.append(f"external run {rec['run_id']}: {rec['output_table']}@v{version} was committed by "
-                               f"Tracelake run {named!r}, not by the external job")
+    report.problems += (_external_commit_problems if external else _own_commit_problems)(rec, version, commit)
     other = claimed.setdefault((path, version), rec["run_id"])
     if other != rec["run_id"]:
         report.problems.append(f"runs {other} and {rec['run_id']} both claim {rec['output_table']}@v{version}")
+
+
+def _own_commit_problems(rec: dict[str, Any], version: int, commit: delta_meta.Commit) -> list[str]:
+    """A Tracelake run's commit names the run and added the rows its record says."""
+    named = commit.user_metadata.get("tracelake_run_id")
+    if named != rec["run_id"]:
+        return [f"run {rec['run_id']}: {rec['output_table']}@v{version} was committed by {named!r}, not by this run"]
+    if commit.rows_added is not None and rec.get("output_rows") is not None and commit.rows_added != rec["output_rows"]:
+        return [f"run {rec['run_id']}: {rec['output_table']}@v{version} added {commit.rows_added} "
+                f"rows; the record says {rec['output_rows']}"]
+    return []
+
+
+def _external_commit_problems(rec: dict[str, Any], version: int, commit: delta_meta.Commit) -> list[str]:
+    """An external run's commit names no Tracelake run: it is checked the other way round."""
+    named = commit.user_metadata.get("tracelake_run_id")
+    if named:
+        return [f"external run {rec['run_id']}: {rec['output_table']}@v{version} was committed by "
+                f"Tracelake run {named!r}, not by the external job"]
+    return []
 
 
 def _failed_rows_still_visible(lake: Lakehouse, runs: Any) -> list[str]:

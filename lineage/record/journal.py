@@ -12,35 +12,36 @@ What lives here:
   into an ``abandoned`` record).
 - ``final`` records: chained per audit table (``prev_hash`` -> ``record_hash``), so rewriting or
   deleting any record later is detectable by ``tracelake audit verify``.
+
+This module stores them in SQLite; how records are chained is ``journal_chain``, shared with the
+PostgreSQL journal (``journal_pg``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tracelake.lineage.record.audit_tables import COMPONENT_RUNS, AuditTable
-from tracelake.lineage.record.chain import chain_hash, decode_payload, encode_payload, normalize_row
+from tracelake.lineage.record.audit_tables import AuditTable
+from tracelake.lineage.record.chain import encode_payload
 from tracelake.lineage.record.errors_text import storage_problem
+from tracelake.lineage.record.journal_chain import (
+    ChainedJournal,
+    JournalEntry,
+    OpenRun,
+    RunAlreadyFinished,
+    table_name,
+)
 
-__all__ = ["Journal", "JournalEntry", "OpenRun", "RunAlreadyFinished", "open_journal"]
-
-log = logging.getLogger("tracelake.journal")
-
-
-class RunAlreadyFinished(RuntimeError):
-    """A run's end was recorded already: a run is finished exactly once, whoever races."""
+__all__ = ["ChainedJournal", "Journal", "JournalEntry", "OpenRun", "RunAlreadyFinished", "open_journal"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,30 +70,7 @@ CREATE TABLE IF NOT EXISTS chain_heads (
 """
 
 
-def _tbl(table: AuditTable | str) -> str:
-    return table.name if isinstance(table, AuditTable) else table
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    seq: int
-    table: str
-    key: str
-    chain_seq: int
-    row: dict[str, Any]
-    created_at: float
-
-
-@dataclass(frozen=True)
-class OpenRun:
-    run_id: str
-    row: dict[str, Any]
-    host: str
-    pid: int
-    started_at: float
-
-
-class Journal:
+class Journal(ChainedJournal):
     """One SQLite file per journal directory; safe for many threads and processes on one host."""
 
     def __init__(self, directory: str | Path, on_commit: Callable[[str, str, int, str], None] | None = None):
@@ -103,7 +81,7 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "journal.sqlite"
         self._local = threading.local()
-        self._schemas_saved: dict[str, Any] = {}
+        self._schemas_saved: dict[str, str] = {}
         try:
             self.journal_id = self._init()
         except sqlite3.Error as exc:  # SQLite says "unable to open database file": say why, before any run starts
@@ -158,86 +136,32 @@ class Journal:
                 (run_id, encode_payload(row), socket.gethostname(), os.getpid(), time.time()),
             )
 
-    def open_runs(self) -> list[OpenRun]:
-        rows = self._connect().execute(
+    def _open_run_rows(self) -> list[tuple[Any, ...]]:
+        return self._connect().execute(
             "SELECT run_id, payload, host, pid, started_at FROM open_runs ORDER BY run_id"
         ).fetchall()
-        schema = COMPONENT_RUNS.schema
-        return [OpenRun(r[0], decode_payload(r[1], schema), r[2], r[3], r[4]) for r in rows]
 
-    # -- final records ---------------------------------------------------------------------
-    def append(self, table: AuditTable, key: str, row: Mapping[str, Any], *, close_run: str | None = None) -> dict[str, Any]:
-        """Chain and store one final record; returns the record as it will read back from Delta.
+    # -- chained records (the chaining itself: ``journal_chain``) ---------------------------
+    def _lock_head(self, tx: sqlite3.Connection, table: str) -> tuple[int, str | None]:
+        # BEGIN IMMEDIATE already holds the database's write lock: writers queue on it.
+        head = tx.execute("SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (table,)).fetchone()
+        return (head[0], head[1]) if head else (-1, None)
 
-        ``close_run`` removes that run's open marker in the same transaction, so there is never a
-        moment where a run is neither open nor finished.
-        """
-        return self.append_many(table, [(key, row)], close_run=close_run)[0]
+    def _insert_entry(self, tx: sqlite3.Connection, table: str, key: str, chain_seq: int, payload: str,
+                      record_hash: str) -> None:
+        tx.execute(
+            "INSERT INTO entries(tbl, key, chain_seq, payload, record_hash, created_at) VALUES (?,?,?,?,?,?)",
+            (table, key, chain_seq, payload, record_hash, time.time()),
+        )
 
-    def append_many(self, table: AuditTable, items: Sequence[tuple[str, Mapping[str, Any]]], *,
-                    close_run: str | None = None) -> list[dict[str, Any]]:
-        """Chain several records of one table in one durable transaction (one fsync)."""
-        schema = table.schema
-        self._remember_schema(table)
-        name = table.name
-        out: list[dict[str, Any]] = []
-        with self._tx() as tx:
-            head = tx.execute("SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (name,)).fetchone()
-            chain_seq = (head[0] + 1) if head else 0
-            prev = head[1] if head else None
-            now = datetime.now(UTC)
-            for key, row in items:
-                record = dict(row)
-                record.update(journal_id=self.journal_id, chain_seq=chain_seq, prev_hash=prev,
-                              record_hash=None, recorded_at=now)
-                normalized = normalize_row(record, schema)
-                normalized["record_hash"] = chain_hash(prev, normalized)
-                tx.execute(
-                    "INSERT INTO entries(tbl, key, chain_seq, payload, record_hash, created_at) VALUES (?,?,?,?,?,?)",
-                    (name, key, chain_seq, encode_payload(normalized), normalized["record_hash"], time.time()),
-                )
-                out.append(normalized)
-                prev, chain_seq = normalized["record_hash"], chain_seq + 1
-            if out:
-                tx.execute(
-                    "INSERT OR REPLACE INTO chain_heads(tbl, chain_seq, record_hash) VALUES (?,?,?)",
-                    (name, chain_seq - 1, prev),
-                )
-            if close_run is not None:
-                # Finishing a run claims its open marker: whoever deletes it first (the run itself,
-                # or one of several racing reconcilers) records the end, everyone else is refused.
-                if tx.execute("DELETE FROM open_runs WHERE run_id=?", (close_run,)).rowcount != 1:
-                    raise RunAlreadyFinished(f"run {close_run} has no open marker: it was already finished "
-                                             "(by itself or by reconciliation); nothing was written")
-        if out and self.on_commit is not None:
-            try:
-                self.on_commit(name, self.journal_id, out[-1]["chain_seq"], out[-1]["record_hash"])
-            except OSError as exc:  # the record is durable; only its anchor is missing - said loudly
-                log.error("could not anchor %s position %s: %s (verify will not see this head anchored)",
-                          name, out[-1]["chain_seq"], exc)
-        return out
+    def _move_head(self, tx: sqlite3.Connection, table: str, chain_seq: int, record_hash: str) -> None:
+        tx.execute(
+            "INSERT OR REPLACE INTO chain_heads(tbl, chain_seq, record_hash) VALUES (?,?,?)",
+            (table, chain_seq, record_hash),
+        )
 
-    def _remember_schema(self, table: AuditTable) -> None:
-        """Keep each table's schema beside its records, so any process - one that never imported
-        the package declaring the table - can decode, flush and verify them. Schemas only grow
-        (fields are added, never changed), so the newest one written is the one kept."""
-        import base64
-
-        encoded = base64.b64encode(table.schema.serialize().to_pybytes()).decode()
-        if self._schemas_saved.get(table.name) == encoded:
-            return
-        if self.meta(f"schema:{table.name}") != encoded:
-            self.set_meta(f"schema:{table.name}", encoded)
-        self._schemas_saved[table.name] = encoded
-
-    def saved_schema(self, table: str) -> Any:
-        """The Arrow schema journaled records of ``table`` were written with (None if none)."""
-        import base64
-
-        import pyarrow as pa
-
-        raw = self.meta(f"schema:{table}")
-        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw))) if raw else None
+    def _delete_open_marker(self, tx: sqlite3.Connection, run_id: str) -> int:
+        return tx.execute("DELETE FROM open_runs WHERE run_id=?", (run_id,)).rowcount
 
     def saved_tables(self) -> list[str]:
         """Every audit table this journal ever wrote to."""
@@ -247,18 +171,16 @@ class Journal:
     def tables_pending(self) -> list[str]:
         return [r[0] for r in self._connect().execute("SELECT DISTINCT tbl FROM entries ORDER BY tbl").fetchall()]
 
-    def pending(self, table: AuditTable | str | None = None, limit: int | None = None) -> list[JournalEntry]:
+    def _pending_rows(self, table: str | None, limit: int | None) -> list[tuple[Any, ...]]:
         sql = "SELECT seq, tbl, key, chain_seq, payload, created_at FROM entries"
         args: list[Any] = []
         if table is not None:
             sql += " WHERE tbl=?"
-            args.append(_tbl(table))
+            args.append(table)
         sql += " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self._connect().execute(sql, args).fetchall()
-        schemas = {name: self.saved_schema(name) for name in {r[1] for r in rows}}
-        return [JournalEntry(r[0], r[1], r[2], r[3], decode_payload(r[4], schemas[r[1]]), r[5]) for r in rows]
+        return self._connect().execute(sql, args).fetchall()
 
     def pending_stats(self) -> tuple[int, float | None]:
         """(number of unflushed records, creation time of the oldest)."""
@@ -267,14 +189,14 @@ class Journal:
 
     def chain_head(self, table: AuditTable | str) -> tuple[int, str] | None:
         row = self._connect().execute(
-            "SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (_tbl(table),)
+            "SELECT chain_seq, record_hash FROM chain_heads WHERE tbl=?", (table_name(table),)
         ).fetchone()
         return (row[0], row[1]) if row else None
 
     def drop_flushed(self, table: AuditTable | str, up_to_chain_seq: int) -> int:
         """Forget records that are safely in Delta (the chain head stays)."""
         with self._tx() as tx:
-            cur = tx.execute("DELETE FROM entries WHERE tbl=? AND chain_seq<=?", (_tbl(table), up_to_chain_seq))
+            cur = tx.execute("DELETE FROM entries WHERE tbl=? AND chain_seq<=?", (table_name(table), up_to_chain_seq))
             return cur.rowcount
 
     def meta(self, key: str) -> str | None:
@@ -303,19 +225,9 @@ class Journal:
         safe across processes (the PostgreSQL journal locks, for object stores)."""
         yield
 
-    def describe(self) -> dict[str, Any]:
-        count, oldest = self.pending_stats()
-        return {
-            "path": str(self.path),
-            "journal_id": self.journal_id,
-            "pending_records": count,
-            "oldest_pending_age_s": None if oldest is None else round(time.time() - oldest, 1),
-            "open_runs": len(self.open_runs()),
-        }
-
 
 def open_journal(directory: str | Path, url: str | None = None, namespace: str = "",
-                 on_commit: Callable[[str, str, int, str], None] | None = None) -> Journal:
+                 on_commit: Callable[[str, str, int, str], None] | None = None) -> ChainedJournal:
     """The journal the configuration names: PostgreSQL when ``url`` (``TRACELAKE_JOURNAL_URL``)
     is set - durable off the worker's disk, shared by every machine (``journal_pg``) - else the
     SQLite file in ``directory`` on this machine's disk (the embedded default)."""
@@ -323,4 +235,4 @@ def open_journal(directory: str | Path, url: str | None = None, namespace: str =
         return Journal(directory, on_commit=on_commit)
     from tracelake.lineage.record.journal_pg import PgJournal
 
-    return PgJournal(url, namespace, directory, on_commit=on_commit)  # type: ignore[return-value]
+    return PgJournal(url, namespace, directory, on_commit=on_commit)

@@ -17,33 +17,29 @@ of many writers are chained:
   writer retrying against every other.
 
 The tables carry a namespace (``ns``: the lakehouse root by default), so one database serves
-several lakehouses (a test suite's, a team's) without mixing their chains. The interface is the
-SQLite journal's, so the audit store, recorder and reconciliation do not know which they have.
+several lakehouses (a test suite's, a team's) without mixing their chains. Both journals are a
+``journal_chain.ChainedJournal`` - one interface, one way of chaining records - so the audit
+store, recorder and reconciliation do not know which they have.
 """
 
 from __future__ import annotations
 
-import base64
-import logging
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from tracelake.lineage.record.audit_tables import COMPONENT_RUNS, AuditTable
-from tracelake.lineage.record.chain import chain_hash, decode_payload, encode_payload, normalize_row
-from tracelake.lineage.record.journal import JournalEntry, OpenRun, RunAlreadyFinished
+from tracelake.lineage.record.audit_tables import AuditTable
+from tracelake.lineage.record.chain import encode_payload
+from tracelake.lineage.record.journal_chain import ChainedJournal, table_name
 
 __all__ = ["PgJournal", "redact_url"]
-
-log = logging.getLogger("tracelake.journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tl_journal_meta (
@@ -70,12 +66,8 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _tbl(table: AuditTable | str) -> str:
-    return table.name if isinstance(table, AuditTable) else table
-
-
-class PgJournal:
-    """The journal's interface (see ``journal.Journal``) on PostgreSQL, safe for many threads,
+class PgJournal(ChainedJournal):
+    """The journal's interface (see ``journal_chain.ChainedJournal``) on PostgreSQL, safe for many threads,
     processes and machines. ``directory`` is a local folder for process-local locks only
     (never records)."""
 
@@ -133,36 +125,30 @@ class PgJournal:
             return cur.fetchone()[0]
 
     @contextmanager
-    def flush_lock(self) -> Iterator[None]:
-        """One flusher per namespace across every machine: a session advisory lock, held on a
-        connection of its own for as long as the flush runs."""
+    def _session_lock(self, application_name: str, lock_name: str) -> Iterator[None]:
+        """A session advisory lock on ``lock_name``, held on a connection of its own while the
+        ``with`` block runs."""
         import psycopg2
 
-        con = psycopg2.connect(self.url, application_name="tracelake-flush", connect_timeout=30)
+        con = psycopg2.connect(self.url, application_name=application_name, connect_timeout=30)
         con.autocommit = True
         try:
             with con.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"tracelake-flush:{self.ns}",))
+                cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_name,))
             yield
         finally:
             con.close()  # ends the session, which releases the lock even if unlock was never sent
 
-    @contextmanager
-    def table_lock(self, table_path: str) -> Iterator[None]:
+    def flush_lock(self) -> AbstractContextManager[None]:
+        """One flusher per namespace across every machine, for as long as the flush runs."""
+        return self._session_lock("tracelake-flush", f"tracelake-flush:{self.ns}")
+
+    def table_lock(self, table_path: str) -> AbstractContextManager[None]:
         """One Spark commit at a time to a table, across every driver that records into this
         journal. Delta's LogStore for s3a:// (S3SingleDriverLogStore) excludes concurrent commits
         only inside one JVM; two drivers committing the same version can silently lose one.
         delta-rs writers need no such lock (they use conditional puts)."""
-        import psycopg2
-
-        con = psycopg2.connect(self.url, application_name="tracelake-commit", connect_timeout=30)
-        con.autocommit = True
-        try:
-            with con.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"tracelake-commit:{table_path.rstrip('/')}",))
-            yield
-        finally:
-            con.close()  # ends the session, which releases the lock
+        return self._session_lock("tracelake-commit", f"tracelake-commit:{table_path.rstrip('/')}")
 
     # -- open markers ----------------------------------------------------------------------
     def open_run(self, run_id: str, row: Mapping[str, Any]) -> None:
@@ -174,76 +160,32 @@ class PgJournal:
                 "pid=EXCLUDED.pid, started_at=EXCLUDED.started_at",
                 (self.ns, run_id, encode_payload(row), socket.gethostname(), os.getpid(), time.time()))
 
-    def open_runs(self) -> list[OpenRun]:
-        rows = self._query("SELECT run_id, payload, host, pid, started_at FROM tl_open_runs WHERE ns=%s "
+    def _open_run_rows(self) -> list[tuple[Any, ...]]:
+        return self._query("SELECT run_id, payload, host, pid, started_at FROM tl_open_runs WHERE ns=%s "
                            "ORDER BY run_id", (self.ns,))
-        schema = COMPONENT_RUNS.schema
-        return [OpenRun(r[0], decode_payload(r[1], schema), r[2], r[3], r[4]) for r in rows]
 
-    # -- final records ---------------------------------------------------------------------
-    def append(self, table: AuditTable, key: str, row: Mapping[str, Any], *,
-               close_run: str | None = None) -> dict[str, Any]:
-        """Chain and store one final record (see ``Journal.append``)."""
-        return self.append_many(table, [(key, row)], close_run=close_run)[0]
+    # -- chained records (the chaining itself: ``journal_chain``) ---------------------------
+    def _lock_head(self, cur: Any, table: str) -> tuple[int, str | None]:
+        # The head row is the chain's lock: writers of one table on any machine queue here.
+        cur.execute("INSERT INTO tl_chain_heads(ns, tbl, chain_seq, record_hash) VALUES (%s,%s,-1,NULL) "
+                    "ON CONFLICT DO NOTHING", (self.ns, table))
+        cur.execute("SELECT chain_seq, record_hash FROM tl_chain_heads WHERE ns=%s AND tbl=%s FOR UPDATE",
+                    (self.ns, table))
+        chain_seq, record_hash = cur.fetchone()
+        return chain_seq, record_hash
 
-    def append_many(self, table: AuditTable, items: Sequence[tuple[str, Mapping[str, Any]]], *,
-                    close_run: str | None = None) -> list[dict[str, Any]]:
-        """Chain several records of one table in one transaction; durable when it returns."""
-        schema = table.schema
-        self._remember_schema(table)
-        name = table.name
-        out: list[dict[str, Any]] = []
-        with self._tx() as cur:
-            # The head row is the chain's lock: writers of one table on any machine queue here.
-            cur.execute("INSERT INTO tl_chain_heads(ns, tbl, chain_seq, record_hash) VALUES (%s,%s,-1,NULL) "
-                        "ON CONFLICT DO NOTHING", (self.ns, name))
-            cur.execute("SELECT chain_seq, record_hash FROM tl_chain_heads WHERE ns=%s AND tbl=%s FOR UPDATE",
-                        (self.ns, name))
-            chain_seq, prev = cur.fetchone()
-            chain_seq += 1
-            now = datetime.now(UTC)
-            for key, row in items:
-                record = dict(row)
-                record.update(journal_id=self.journal_id, chain_seq=chain_seq, prev_hash=prev,
-                              record_hash=None, recorded_at=now)
-                normalized = normalize_row(record, schema)
-                normalized["record_hash"] = chain_hash(prev, normalized)
-                cur.execute("INSERT INTO tl_journal_entries(ns, tbl, key, chain_seq, payload, record_hash, created_at) "
-                            "VALUES (%s,%s,%s,%s,%s,%s,%s)",
-                            (self.ns, name, key, chain_seq, encode_payload(normalized), normalized["record_hash"],
-                             time.time()))
-                out.append(normalized)
-                prev, chain_seq = normalized["record_hash"], chain_seq + 1
-            if out:
-                cur.execute("UPDATE tl_chain_heads SET chain_seq=%s, record_hash=%s WHERE ns=%s AND tbl=%s",
-                            (chain_seq - 1, prev, self.ns, name))
-            if close_run is not None:
-                cur.execute("DELETE FROM tl_open_runs WHERE ns=%s AND run_id=%s", (self.ns, close_run))
-                if cur.rowcount != 1:
-                    raise RunAlreadyFinished(f"run {close_run} has no open marker: it was already finished "
-                                             "(by itself or by reconciliation); nothing was written")
-        if out and self.on_commit is not None:
-            try:
-                self.on_commit(name, self.journal_id, out[-1]["chain_seq"], out[-1]["record_hash"])
-            except OSError as exc:  # the record is durable; only its anchor is missing - said loudly
-                log.error("could not anchor %s position %s: %s (verify will not see this head anchored)",
-                          name, out[-1]["chain_seq"], exc)
-        return out
+    def _insert_entry(self, cur: Any, table: str, key: str, chain_seq: int, payload: str, record_hash: str) -> None:
+        cur.execute("INSERT INTO tl_journal_entries(ns, tbl, key, chain_seq, payload, record_hash, created_at) "
+                    "VALUES (%s,%s,%s,%s,%s,%s,%s)",
+                    (self.ns, table, key, chain_seq, payload, record_hash, time.time()))
 
-    def _remember_schema(self, table: AuditTable) -> None:
-        """Keep each table's schema beside its records (see ``Journal._remember_schema``)."""
-        encoded = base64.b64encode(table.schema.serialize().to_pybytes()).decode()
-        if self._schemas_saved.get(table.name) == encoded:
-            return
-        if self.meta(f"schema:{table.name}") != encoded:
-            self.set_meta(f"schema:{table.name}", encoded)
-        self._schemas_saved[table.name] = encoded
+    def _move_head(self, cur: Any, table: str, chain_seq: int, record_hash: str) -> None:
+        cur.execute("UPDATE tl_chain_heads SET chain_seq=%s, record_hash=%s WHERE ns=%s AND tbl=%s",
+                    (chain_seq, record_hash, self.ns, table))
 
-    def saved_schema(self, table: str) -> Any:
-        import pyarrow as pa
-
-        raw = self.meta(f"schema:{table}")
-        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(raw))) if raw else None
+    def _delete_open_marker(self, cur: Any, run_id: str) -> int:
+        cur.execute("DELETE FROM tl_open_runs WHERE ns=%s AND run_id=%s", (self.ns, run_id))
+        return int(cur.rowcount)
 
     def saved_tables(self) -> list[str]:
         rows = self._query("SELECT key FROM tl_journal_meta WHERE ns=%s AND key LIKE 'schema:%%' ORDER BY key",
@@ -254,18 +196,16 @@ class PgJournal:
         return [r[0] for r in self._query("SELECT DISTINCT tbl FROM tl_journal_entries WHERE ns=%s ORDER BY tbl",
                                           (self.ns,))]
 
-    def pending(self, table: AuditTable | str | None = None, limit: int | None = None) -> list[JournalEntry]:
+    def _pending_rows(self, table: str | None, limit: int | None) -> list[tuple[Any, ...]]:
         sql = "SELECT seq, tbl, key, chain_seq, payload, created_at FROM tl_journal_entries WHERE ns=%s"
         args: list[Any] = [self.ns]
         if table is not None:
             sql += " AND tbl=%s"
-            args.append(_tbl(table))
+            args.append(table)
         sql += " ORDER BY seq"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        rows = self._query(sql, args)
-        schemas = {name: self.saved_schema(name) for name in {r[1] for r in rows}}
-        return [JournalEntry(r[0], r[1], r[2], r[3], decode_payload(r[4], schemas[r[1]]), r[5]) for r in rows]
+        return self._query(sql, args)
 
     def pending_stats(self) -> tuple[int, float | None]:
         count, oldest = self._query("SELECT COUNT(*), MIN(created_at) FROM tl_journal_entries WHERE ns=%s",
@@ -274,14 +214,14 @@ class PgJournal:
 
     def chain_head(self, table: AuditTable | str) -> tuple[int, str] | None:
         rows = self._query("SELECT chain_seq, record_hash FROM tl_chain_heads WHERE ns=%s AND tbl=%s AND chain_seq>=0",
-                           (self.ns, _tbl(table)))
+                           (self.ns, table_name(table)))
         return (rows[0][0], rows[0][1]) if rows else None
 
     def drop_flushed(self, table: AuditTable | str, up_to_chain_seq: int) -> int:
         """Forget records that are safely in Delta (the chain head stays)."""
         with self._tx() as cur:
             cur.execute("DELETE FROM tl_journal_entries WHERE ns=%s AND tbl=%s AND chain_seq<=%s",
-                        (self.ns, _tbl(table), up_to_chain_seq))
+                        (self.ns, table_name(table), up_to_chain_seq))
             return cur.rowcount
 
     def meta(self, key: str) -> str | None:
@@ -292,13 +232,3 @@ class PgJournal:
         with self._tx() as cur:
             cur.execute("INSERT INTO tl_journal_meta(ns, key, value) VALUES (%s,%s,%s) "
                         "ON CONFLICT (ns, key) DO UPDATE SET value=EXCLUDED.value", (self.ns, key, value))
-
-    def describe(self) -> dict[str, Any]:
-        count, oldest = self.pending_stats()
-        return {
-            "path": self.path,
-            "journal_id": self.journal_id,
-            "pending_records": count,
-            "oldest_pending_age_s": None if oldest is None else round(time.time() - oldest, 1),
-            "open_runs": len(self.open_runs()),
-        }

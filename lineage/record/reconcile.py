@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tracelake.lineage.lakehouse import Lakehouse
+from tracelake.lineage.processes import pid_alive
 from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
 from tracelake.lineage.record.errors_text import error_message
@@ -41,16 +42,6 @@ class ReconcileResult:
     detail: str
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reconcile_open_runs(
     lake: Lakehouse,
     *,
@@ -68,7 +59,7 @@ def reconcile_open_runs(
             continue
         alive: bool | None = None
         if opened.host == host:
-            alive = _pid_alive(opened.pid) and opened.pid != os.getpid()
+            alive = pid_alive(opened.pid) and opened.pid != os.getpid()
         if dagster_run_in_progress is not None and row.get("dagster_run_id"):
             in_progress = dagster_run_in_progress(row["dagster_run_id"])
             if in_progress is not None:
@@ -150,7 +141,7 @@ def reconcile_dagster(lake: Lakehouse, dagster_runs: Any) -> list[ReconcileResul
         return []
     records = runs[["dagster_run_id", "host", "pid"]].to_dict("records")
     return [ReconcileResult(dagster_run_id, "dagster", "dagster-failed", reason)
-            for dagster_run_id, reason in dagster_runs.fail_dead(records, _pid_alive)]
+            for dagster_run_id, reason in dagster_runs.fail_dead(records, pid_alive)]
 
 
 def reconcile_mlflow(lake: Lakehouse) -> list[ReconcileResult]:

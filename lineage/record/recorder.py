@@ -15,15 +15,15 @@ Lifecycle of one run (all steps are synchronous unless noted):
 
 A process killed between 1 and 5 leaves the open marker behind; ``reconcile`` later records it as
 abandoned (and says whether its output commit landed), so a killed run never reads as succeeded.
+
+The recorder holds the steps together; the writes of step 4 (and their rollback) are ``outputs``,
+the record of a run and its MLflow side are ``run_record``.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import os
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -31,44 +31,28 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tracelake.lineage.layout import Layout
-from tracelake.lineage.openlineage.ids import openlineage_run_id
-from tracelake.lineage.record import delta_meta
+from tracelake.lineage.record import delta_meta, outputs
 from tracelake.lineage.record.audit_store import AuditStore
 from tracelake.lineage.record.audit_tables import CHECK_RESULTS, COMPONENT_RUNS, METRICS
 from tracelake.lineage.record.checks import CheckResult, check_result_rows
-from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, MissingInputError
+from tracelake.lineage.record.errors import MissingInputError
 from tracelake.lineage.record.errors_text import error_message, error_trace
 from tracelake.lineage.record.journal import RunAlreadyFinished
 from tracelake.lineage.record.listeners import RunListener, notify
-from tracelake.lineage.record.mlflow_link import DatasetRef, MlflowLink, flatten_params
-from tracelake.lineage.record.provenance import git_state, library_versions
+from tracelake.lineage.record.mlflow_link import MlflowLink
+from tracelake.lineage.record.provenance import git_state
 from tracelake.lineage.record.redact import bound_text, redact_mapping, redact_record, scrub_exception, scrub_text
-from tracelake.lineage.record.rollback import roll_back
 from tracelake.lineage.record.run import ComponentRun, OutputRecord, RunTimings
+from tracelake.lineage.record.run_record import finish_mlflow_run, input_params, run_record
 from tracelake.lineage.record.runid import new_run_id
-from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, read_version, write_commit
+from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, read_version
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "input_params"]
 
 log = logging.getLogger("tracelake.recorder")
-
-
-def input_params(run: ComponentRun) -> dict[str, str]:
-    """What the run read, as MLflow params (where MLflow users look first): table versions and
-    partition spans, and model versions."""
-    out: dict[str, str] = {}
-    for i in run.inputs:
-        if i["kind"] == "model":
-            out[f"input.model.{i['name']}"] = f"v{i['model_version']}"
-            continue
-        out[f"input.{i['name']}.version"] = str(i["version"])
-        parts = i.get("partitions") or []
-        if parts:
-            out[f"input.{i['name']}.partitions"] = f"{parts[0]}..{parts[-1]} ({len(parts)})"
-    return out
 
 
 class Recorder:
@@ -192,10 +176,7 @@ class Recorder:
         return read_version(self.spark(), path, pinned, present)
 
     def _partitions_at(self, path: str, version: int) -> list[str]:
-        values = delta_meta.partitions_at(path, version)
-        if values is None:
-            raise MissingInputError(f"{path} is not partitioned by _tl_partition, so it cannot be read by partition")
-        return values
+        return outputs.partitions_at(path, version)
 
     def load_model(self, run: ComponentRun, name: str, version: str, *, flavor: str = "sklearn") -> Any:
         t0 = time.perf_counter()
@@ -209,139 +190,31 @@ class Recorder:
         run.timings.add("lineage_ms", t0)
         return self.mlflow.load_model(uri, flavor)
 
-    # -- 4. output --------------------------------------------------------------------------------
+    # -- 4. output (the writes themselves: ``outputs``) --------------------------------------
     def commit_output(self, run: ComponentRun, df: DataFrame, *, table: str, mode: WriteMode,
                       schema_policy: SchemaPolicy = "strict") -> OutputRecord:
         # MLflow must exist before data lands: a committed output always has a complete link.
         run._mlflow_ids()
-        path = self.layout.table(table)
-        partitions = run.partition_keys if mode == "partition" else None
-        t0 = time.perf_counter()
-        before = delta_meta.latest_version(path)
-        replace = True
-        if mode == "partition" and partitions:
-            existing = set(self._partitions_at(path, before)) if before is not None else set()
-            replace = bool(existing & set(partitions))
-        run.timings.add("lineage_ms", t0)
-        user_metadata = {"tracelake_run_id": run.run_id, "component": run.component,
-                         "partition": run.partition_key, "dagster_run_id": run.dagster_run_id}
-        written = write_commit(self.spark(), path, df, run_id=run.run_id, mode=mode, partitions=partitions,
-                               schema_policy=schema_policy, replace_existing=replace, user_metadata=user_metadata)
-        t1 = time.perf_counter()
-        commit = delta_meta.find_commit(path, run.run_id, oldest=(before + 1) if before is not None else 0)
-        if commit is None and before is not None:
-            # An empty output appended to an existing table: Spark skipped the commit.
-            delta_meta.empty_commit(path, json.dumps(user_metadata, sort_keys=True))
-            commit = delta_meta.find_commit(path, run.run_id, oldest=before + 1)
-        if commit is None:
-            raise RuntimeError(f"the write to {path} succeeded but no commit names run {run.run_id}; "
-                               "was the table's log rewritten concurrently?")
-        schema_hash, schema_json = delta_meta.schema_fingerprint(delta_meta.schema_at(path, commit.version))
-        digest = delta_meta.files_digest(path, commit) if self.digest_files else ""
-        rows = commit.rows_added
-        if rows is None:
-            rows = int(commit.info.get("operationMetrics", {}).get("numOutputRows", 0))
-        run.output = OutputRecord(
-            table=table, path=path, version=commit.version, rows=rows, files=len(commit.adds),
-            bytes=commit.bytes_added, partitions=list(partitions) if partitions else None,
-            schema_hash=schema_hash, schema_json=schema_json, content_digest=digest, write_mode=mode,
-            schema=written.schema, added_files=delta_meta.added_files(commit),
-        )
-        if mode == "partition" and not replace:
-            # After run.output is set, so a failure here still records the version that landed.
-            self._check_no_concurrent_partition_write(path, run, commit.version, before, partitions or [])
-        run.timings.add("lineage_ms", t1)
-        return run.output
+        return outputs.commit_output(self.spark, self.layout, run, df, table=table, mode=mode,
+                                     schema_policy=schema_policy, digest_files=self.digest_files)
 
     def commit_quarantine(self, run: ComponentRun, df: DataFrame, *, table: str, mode: WriteMode,
                           rows: int | None = None) -> OutputRecord | None:
-        """Rows that failed a quarantining test: one commit to ``table`` (nothing is dropped).
-
-        No bad rows: nothing is written, unless an earlier run of the same partition left
-        quarantined rows, which this run's (empty) quarantine then replaces."""
-        path = self.layout.table(table)
-        partitions = run.partition_keys if mode == "partition" else None
-        before = delta_meta.latest_version(path)
-        if (rows if rows is not None else df.limit(1).count()) == 0:
-            stale = before is not None and mode == "partition" and bool(
-                set(delta_meta.partitions_at(path, before) or []) & set(partitions or []))
-            if not stale:  # nothing to write and nothing to replace: no commit (version -1)
-                run.quarantine = OutputRecord(table=table, path=path, version=-1,
-                                              rows=0, files=0, bytes=0, partitions=partitions, schema_hash="",
-                                              schema_json="", content_digest="", write_mode=mode)
-                return None
-        write_commit(self.spark(), path, df, run_id=run.run_id, mode="append" if mode == "overwrite" else mode,
-                     partitions=partitions, schema_policy="merge",
-                     user_metadata={"tracelake_run_id": run.run_id, "component": run.component,
-                                    "partition": run.partition_key, "quarantine": True})
-        commit = delta_meta.find_commit(path, run.run_id, oldest=(before + 1) if before is not None else 0)
-        if commit is None:
-            raise RuntimeError(f"the quarantine write to {path} succeeded but no commit names run {run.run_id}")
-        run.quarantine = OutputRecord(table=table, path=path, version=commit.version, rows=commit.rows_added,
-                                      files=len(commit.adds), bytes=commit.bytes_added, partitions=partitions,
-                                      schema_hash="", schema_json="", content_digest="", write_mode=mode)
-        return run.quarantine
+        """Rows that failed a quarantining test: one commit to ``table`` (see ``outputs``)."""
+        return outputs.commit_quarantine(self.spark, self.layout, run, df, table=table, mode=mode, rows=rows)
 
     def roll_back(self, run: ComponentRun) -> list[str]:
-        """Take a failing run's committed rows back out of its tables (see ``rollback``); returns
-        what was done, for the record. A rollback that itself fails is said, never hidden."""
-        notes = []
-        for out in (run.output, run.quarantine):
-            if out is None or out.files == 0 or out.version < 0:
-                continue
-            try:
-                done = roll_back(out.path, run.run_id, out.version, out.write_mode, out.partitions)
-            except Exception as exc:  # the record must say the rows are still visible
-                notes.append(f"rollback of {out.table}@v{out.version} FAILED ({error_message(exc)}); its rows are "
-                             "still visible - re-run the partition or roll back by hand")
-                continue
-            if done.version is not None:
-                notes.append(f"{out.table}@v{out.version} rolled back at v{done.version} ({done.rows_removed} rows "
-                             f"removed, {done.rows_restored} restored)")
-                if out is run.output:
-                    run.rolled_back_version = done.version
-        return notes
+        """Take a failing run's committed rows back out of its tables; returns what was done."""
+        return outputs.roll_back_outputs(run)
 
     def commit_rejected(self, run: ComponentRun, df: DataFrame, *, table: str,
                         violations: Sequence[str]) -> OutputRecord | None:
-        """A batch a blocking test refused: kept in ``table`` (one commit, nothing dropped).
-
-        Each row is stored as JSON text beside the tests it failed, so a feed whose shape changed
-        (the usual reason for a gate to close) can always be kept, whatever its columns are.
-        """
-        from pyspark.sql import functions as F
-
-        path = self.layout.table(table)
-        before = delta_meta.latest_version(path)
-        rows = df.select(F.to_json(F.struct(*[F.col(f"`{c}`") for c in df.columns])).alias("row_json"),
-                         F.array(*[F.lit(v) for v in violations]).alias("_tl_violations"))
-        user_metadata = {"tracelake_run_id": run.run_id, "component": run.component,
-                         "partition": run.partition_key, "rejected": True}
-        write_commit(self.spark(), path, rows, run_id=run.run_id, mode="append", schema_policy="merge",
-                     user_metadata=user_metadata)
-        commit = delta_meta.find_commit(path, run.run_id, oldest=(before + 1) if before is not None else 0)
-        if commit is None:
-            return None  # nothing was kept (an empty batch): the record says so
-        run.rejected = OutputRecord(table=table, path=path, version=commit.version, rows=commit.rows_added,
-                                    files=len(commit.adds), bytes=commit.bytes_added, partitions=None,
-                                    schema_hash="", schema_json="", content_digest="", write_mode="append")
-        return run.rejected
+        """A batch a blocking test refused: kept in ``table`` (see ``outputs``)."""
+        return outputs.commit_rejected(self.spark, self.layout, run, df, table=table, violations=violations)
 
     def _check_no_concurrent_partition_write(self, path: str, run: ComponentRun, version: int,
                                             before: int | None, partitions: Sequence[str]) -> None:
-        """A first write of a partition is a blind append; make sure nobody else appended it too."""
-        from tracelake.lineage.layout import PARTITION_COLUMN
-
-        wanted = set(partitions)
-        for v in range((before + 1) if before is not None else 0, version):
-            other = delta_meta.read_commit(path, v)
-            touched = {a.get("partitionValues", {}).get(PARTITION_COLUMN) for a in other.adds}
-            if touched & wanted:
-                raise ConcurrentPartitionWriteError(
-                    f"partition(s) {sorted(touched & wanted)} of {path} were written first by run "
-                    f"{other.user_metadata.get('tracelake_run_id', '?')} (version {v}) while run {run.run_id} "
-                    f"wrote version {version}: the first writer wins, this run's rows are rolled back"
-                )
+        outputs.check_no_concurrent_partition_write(path, run, version, before, partitions)
 
     # -- 5. finish --------------------------------------------------------------------------------
     def succeed(self, run: ComponentRun) -> dict[str, Any]:
@@ -441,68 +314,10 @@ class Recorder:
         return written
 
     def _queue_mlflow(self, run: ComponentRun, status: str, mlflow_run_id: str, note: str | None) -> None:
-        trains = any(m["role"] == "registered" for m in run.models)
-        datasets = [DatasetRef(i["name"], i["path"], i["version"], "training" if trains else "input")
-                    for i in run.inputs if i["kind"] == "table"]
-        if run.output is not None:
-            datasets.append(DatasetRef(run.output.table, run.output.path, run.output.version, "output",
-                                       digest=run.output.content_digest[:16] or None, rows=run.output.rows))
-        tags = {**redact_mapping(run.extra_tags), "tracelake.status": status}  # a tag named like a credential: ***
-        if run.output is not None:
-            tags.update({"tracelake.output": f"{run.output.table}@v{run.output.version}",
-                         "tracelake.output_rows": str(run.output.rows)})
-        if note:
-            tags["mlflow.note.content"] = note
-        self.mlflow.finish_run(mlflow_run_id, status=status, params={**flatten_params(run.config), **input_params(run)},
-                               metrics=run.metrics, tags=tags, datasets=datasets)
+        finish_mlflow_run(self.mlflow, run, status, mlflow_run_id, note)
 
     def _record(self, run: ComponentRun) -> dict[str, Any]:
-        git = git_state(run.source_path) if run.source_path else None
-        out = run.output
-        return {
-            "run_id": run.run_id,
-            "component": run.component,
-            "asset_key": run.asset_key,
-            "partition_key": run.partition_key,
-            "dagster_run_id": run.dagster_run_id,
-            "status": run.status,
-            "started_at": run.started_at,
-            "code_version": run.code_version,
-            "git_commit": git.commit if git else None,
-            "git_dirty": git.dirty if git else None,
-            "git_branch": git.branch if git else None,
-            "source_hash": run.source_hash,
-            "library_versions": library_versions(),
-            "config_json": json.dumps(run.config, sort_keys=True, default=str),
-            "owner": run.owner,
-            "tags": redact_mapping({**run.tags, **run.extra_tags}),  # a tag named like a credential: ***
-            "lineage_keys_json": json.dumps(run.lineage_keys, sort_keys=True) if run.lineage_keys else None,
-            "inputs": run.inputs,
-            "output_table": out.table if out else run.planned_table,
-            "output_path": out.path if out else (self.layout.table(run.planned_table) if run.planned_table else None),
-            "output_version": out.version if out else None,
-            "output_rows": out.rows if out else None,
-            "output_files": out.files if out else None,
-            "output_bytes": out.bytes if out else None,
-            "output_partitions": out.partitions if out else None,
-            "output_schema_hash": out.schema_hash if out else None,
-            "output_schema_json": out.schema_json if out else None,
-            "content_digest": out.content_digest if out else None,
-            "output_added_files": out.added_files if out else None,
-            "write_mode": out.write_mode if out else run.planned_mode,
-            "quarantine_table": run.quarantine.table if run.quarantine else None,
-            "quarantine_version": run.quarantine.version if run.quarantine and run.quarantine.version >= 0 else None,
-            "quarantined_rows": run.quarantine.rows if run.quarantine else None,
-            "rejected_table": run.rejected.table if run.rejected else None,
-            "rejected_version": run.rejected.version if run.rejected else None,
-            "rejected_rows": run.rejected.rows if run.rejected else None,
-            "rolled_back_version": run.rolled_back_version,
-            "models": run.models,
-            "metrics": run.metrics,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "openlineage_run_id": openlineage_run_id(run.run_id),
-        }
+        return run_record(run, self.layout)
 
     # -- other audit records ---------------------------------------------------------------------
     def record_checks(self, run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:

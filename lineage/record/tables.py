@@ -116,58 +116,84 @@ def write_commit(
     writer_opts: dict[str, str] = {"userMetadata": json.dumps(user_metadata, sort_keys=True)}
     if schema_policy == "merge":
         writer_opts["mergeSchema"] = "true"
-
     if mode == "partition":
-        if not partitions:
-            raise TableWriteError(f"{path}: a partition write needs the partition key(s) of the run")
-        if PARTITION_COLUMN in out.columns:
-            if len(partitions) == 1:
-                out = out.withColumn(PARTITION_COLUMN, F.lit(partitions[0]))
-        else:
-            if len(partitions) != 1:
-                raise TableWriteError(
-                    f"{path}: this run covers {len(partitions)} partitions; the output must say which "
-                    f"partition each row belongs to in a `{PARTITION_COLUMN}` column"
-                )
+        out = _with_partition_column(path, out, partitions)
+    spark_mode = _spark_mode(path, mode, schema_policy, partitions, replace_existing, writer_opts)
+    _save_retrying(path, out, spark_mode, writer_opts, partitioned=mode == "partition", max_attempts=max_attempts)
+    return out
+
+
+def _with_partition_column(path: str, out: DataFrame, partitions: Sequence[str] | None) -> DataFrame:
+    """Every row of a partition write names its partition in ``_tl_partition``: the run's one
+    partition, or (a run covering several) the column the output must already carry."""
+    from pyspark.sql import functions as F
+
+    if not partitions:
+        raise TableWriteError(f"{path}: a partition write needs the partition key(s) of the run")
+    if PARTITION_COLUMN in out.columns:
+        if len(partitions) == 1:
             out = out.withColumn(PARTITION_COLUMN, F.lit(partitions[0]))
-        if replace_existing:
-            predicate = f"{PARTITION_COLUMN} IN ({', '.join(_sql_literal(p) for p in partitions)})"
-            writer_opts["replaceWhere"] = predicate
-            spark_mode = "overwrite"
-        else:
-            spark_mode = "append"
-    elif mode == "append":
-        spark_mode = "append"
-    elif mode == "overwrite":
-        spark_mode = "overwrite"
+        return out
+    if len(partitions) != 1:
+        raise TableWriteError(
+            f"{path}: this run covers {len(partitions)} partitions; the output must say which "
+            f"partition each row belongs to in a `{PARTITION_COLUMN}` column"
+        )
+    return out.withColumn(PARTITION_COLUMN, F.lit(partitions[0]))
+
+
+def _spark_mode(path: str, mode: WriteMode, schema_policy: SchemaPolicy, partitions: Sequence[str] | None,
+                replace_existing: bool, writer_opts: dict[str, str]) -> str:
+    """Spark's save mode for a write mode; adds to ``writer_opts`` the options it needs."""
+    if mode == "partition":
+        if not replace_existing:
+            return "append"
+        predicate = f"{PARTITION_COLUMN} IN ({', '.join(_sql_literal(p) for p in partitions or ())})"
+        writer_opts["replaceWhere"] = predicate
+        return "overwrite"
+    if mode == "append":
+        return "append"
+    if mode == "overwrite":
         if schema_policy == "merge":
             writer_opts["overwriteSchema"] = "true"
             writer_opts.pop("mergeSchema", None)
-    else:
-        raise TableWriteError(f"unknown write mode {mode!r}; use partition, append or overwrite")
+        return "overwrite"
+    raise TableWriteError(f"unknown write mode {mode!r}; use partition, append or overwrite")
 
+
+def _save_retrying(path: str, out: DataFrame, spark_mode: str, writer_opts: dict[str, str], *,
+                   partitioned: bool, max_attempts: int) -> None:
+    """Save, retrying a commit that lost a race with another writer (with jittered backoff)."""
     for attempt in range(1, max_attempts + 1):
         writer = out.write.format("delta").mode(spark_mode)
         for key, value in writer_opts.items():
             writer = writer.option(key, value)
-        if mode == "partition":
+        if partitioned:
             writer = writer.partitionBy(PARTITION_COLUMN)
         try:
             writer.save(path)
-            return out
+            return
         except Exception as exc:  # classified below; anything not retryable is re-raised as is
             if not _is_retryable(exc) or attempt == max_attempts:
-                text = str(exc)
-                if "DELTA_FAILED_TO_MERGE_FIELDS" in text or "schema mismatch" in text.lower() or "DELTA_SCHEMA" in text:
-                    raise TableWriteError(
-                        f"{path}: the output's schema does not match the table's ({_first_line(exc)}); "
-                        "fix the component, or declare schema_evolution='merge' if the change is intended"
-                    ) from exc
+                schema_error = _schema_mismatch(path, exc)
+                if schema_error is not None:
+                    raise schema_error from exc
                 raise
             delay = min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random())
             log.warning("concurrent commit on %s (attempt %d/%d), retrying in %.2fs", path, attempt, max_attempts, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+def _schema_mismatch(path: str, exc: Exception) -> TableWriteError | None:
+    """A failed save that was a schema mismatch, said with what to do about it (else None)."""
+    text = str(exc)
+    if "DELTA_FAILED_TO_MERGE_FIELDS" in text or "schema mismatch" in text.lower() or "DELTA_SCHEMA" in text:
+        return TableWriteError(
+            f"{path}: the output's schema does not match the table's ({_first_line(exc)}); "
+            "fix the component, or declare schema_evolution='merge' if the change is intended"
+        )
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
