@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tracelake.lineage.cli_support import CliError, OneLineErrorParser, add_home_flag, int_in, port, progress_note
 from tracelake.lineage.integrity import cli as integrity_cli
@@ -19,6 +20,7 @@ from tracelake.monitors.drift import cli as drift_cli
 from tracelake.monitors.metrics import cli as metrics_cli
 
 from . import cluster_cli
+from .process_exit import exit_after_handlers
 
 __all__ = ["build_parser", "main"]
 
@@ -270,5 +272,10 @@ def _silence_stdout() -> None:
         pass
 
 
+def run() -> NoReturn:
+    """The ``tracelake`` console command (see jobs/process_exit.py for why it ends the way it does)."""
+    exit_after_handlers(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
