@@ -190,6 +190,25 @@ class _QuarantineTimer:
         Recorder.commit_quarantine = self.wrap(Recorder.commit_quarantine)
 
 
+def _collect_timings() -> list:
+    """Every finished run's timings, from every recorder in this process: the demo's resources
+    open their own Lakehouse (settings differ from a plain ``open_lakehouse(home)``), so reading
+    one recorder's ``recent_timings`` afterwards would see none of the runs."""
+    from tracelake.lineage.record.recorder import Recorder
+
+    seen: list = []
+    original = Recorder._finish
+
+    def finish(self, run, *args, **kwargs):
+        try:
+            return original(self, run, *args, **kwargs)
+        finally:
+            seen.append((run.run_id, run.component, run.timings))
+
+    Recorder._finish = finish
+    return seen
+
+
 def overhead(days: int) -> list[dict]:
     import dagster as dg
 
@@ -199,15 +218,16 @@ def overhead(days: int) -> list[dict]:
 
     timer = _QuarantineTimer()
     timer.install()
+    timings = _collect_timings()
     home = tempfile.mkdtemp(prefix="tracelake-checks-")
     run_demo(home, days, DemoConfig(trips_per_day=2000, faults=[]), instance=dg.DagsterInstance.ephemeral(),
              progress=False, skip_jobs=frozenset({daily_drift_job.name, "compliance_reports"}))
     lake = open_lakehouse(home)
     runs = lake.store.component_runs().set_index("run_id")
     per: dict[str, list[tuple[float, float, float]]] = {}
-    for run_id, component, timings in lake.recorder.recent_timings:
-        if timings.checks_ms and run_id in runs.index and runs.at[run_id, "status"] == "succeeded":
-            per.setdefault(component, []).append((timings.checks_ms, timer.ms.get(run_id, 0.0),
+    for run_id, component, run_timings in timings:
+        if run_timings.checks_ms and run_id in runs.index and runs.at[run_id, "status"] == "succeeded":
+            per.setdefault(component, []).append((run_timings.checks_ms, timer.ms.get(run_id, 0.0),
                                                   float(runs.at[run_id, "duration_ms"])))
     rows = []
     for component, triples in sorted(per.items()):

@@ -200,4 +200,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # A cold child reads with delta-rs + pyarrow and exits at once, as a `tracelake` command does:
+    # end it the way the command ends (jobs/process_exit.py), or 1 in ~10 aborts after its answer.
+    from tracelake.jobs.process_exit import exit_after_handlers
+
+    exit_after_handlers(main)
