@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import dagster as dg
 from pydantic import Field
 
+from tracelake.lineage.jvm_stderr import jvm_stderr_filtered
 from tracelake.lineage.settings import Settings, load_settings
 from tracelake.lineage.spark_cluster import connect_session, is_connect, scale_out_conf, scale_out_jars
 
@@ -120,7 +121,8 @@ def get_spark(settings: Settings | None = None, extra_conf: dict[str, str] | Non
         # Executors on any master start the Python named by the driver process's PYSPARK_PYTHON
         # (spark.pyspark.python alone is not enough for a session built from Python).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        spark = builder.getOrCreate()
+        with jvm_stderr_filtered():   # the driver JVM inherits the filtered stderr for its lifetime
+            spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel("WARN")
         return spark
 

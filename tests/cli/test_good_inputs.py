@@ -66,3 +66,4 @@ def test_a_lakehouse_path_with_a_quote_and_a_space_answers_sql(etl_bug_scenario,
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)[0]["n"] > 0
     assert "Traceback" not in done.stderr
+    assert "Using incubator modules" not in done.stderr   # Spark's JVM line is filtered (lineage/jvm_stderr.py)
