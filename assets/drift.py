@@ -164,7 +164,7 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
     day = context.partition_key
     start = datetime.fromisoformat(day).replace(tzinfo=UTC)
     window = (start, start + timedelta(days=1))
-    stored = data_profiles.drop("_tl_run_id", "_tl_partition").toPandas()
+    stored: pd.DataFrame = data_profiles.drop("_tl_run_id", "_tl_partition").toPandas()
     out, drifted = [], {}
     for target in DRIFT_TARGETS:
         current = from_rows(stored[stored["table_name"] == target.table])

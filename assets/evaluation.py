@@ -48,11 +48,11 @@ def model_evaluation(context: dg.AssetExecutionContext, tip_predictions: DataFra
     figures also go to ``audit.metrics`` for SLAs and anomaly detection.
     """
     spec = TIP_METRICS
-    preds = tip_predictions.select(spec.key, spec.score, spec.prediction, spec.time, spec.model_version,
-                                   *spec.slices).toPandas()
+    preds: pd.DataFrame = tip_predictions.select(spec.key, spec.score, spec.prediction, spec.time,
+                                                 spec.model_version, *spec.slices).toPandas()
     if preds.empty:
         return None
-    labels = trip_labels.select(spec.key, spec.label).toPandas()
+    labels: pd.DataFrame = trip_labels.select(spec.key, spec.label).toPandas()
     frame = evaluate_window(preds, labels, spec)
     run.log_window_metrics(metric_rows(frame, spec, model_name=MODEL_NAME), component="tip_predictions",
                            source="evaluation")

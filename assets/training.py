@@ -94,7 +94,7 @@ def tip_model(context: dg.AssetExecutionContext, training_set: DataFrame, run: C
     """
     from sklearn.metrics import log_loss, precision_score, recall_score, roc_auc_score
 
-    data = training_set.select(*FEATURE_COLUMNS, "label", "trip_date").toPandas()
+    data: pd.DataFrame = training_set.select(*FEATURE_COLUMNS, "label", "trip_date").toPandas()
     if len(data) < 200 or data["label"].nunique() < 2:
         raise ValueError(
             f"training set for week {context.partition_key} has {len(data)} labelled rows "

@@ -78,7 +78,7 @@ def new_model_version_sensor(context: dg.SensorEvaluationContext, lakehouse: Lak
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def _run(defs: dg.Definitions, job: str, partition: str, instance: dg.DagsterInstance,
+def _run(defs: dg.Definitions, job: str, partition: str | None, instance: dg.DagsterInstance,
          tags: dict[str, str] | None) -> str:
     outcome = defs.resolve_job_def(job).execute_in_process(
         partition_key=partition, instance=instance, raise_on_error=False, run_config=_QUIET, tags=tags)
@@ -93,8 +93,10 @@ def issue_demo_reports(defs: dg.Definitions, instance: dg.DagsterInstance, day: 
     done: dict[str, str] = {}
     try:
         with dg.build_sensor_context(instance=instance,
-                                     resources={"lakehouse": defs.resources["lakehouse"]}) as context:
+                                     resources={"lakehouse": (defs.resources or {})["lakehouse"]}) as context:
             result = new_model_version_sensor(context)
+        if not isinstance(result, dg.SensorResult):   # Dagster types a sensor's answer loosely; ours is always one
+            raise TypeError(f"expected a SensorResult, got {type(result).__name__}")
     except Exception as exc:  # like a failed job: recorded in the day's outcome, the demo goes on
         print(f"tracelake demo: {new_model_version_sensor.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return {new_model_version_sensor.name: "FAILURE"}

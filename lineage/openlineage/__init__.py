@@ -5,8 +5,10 @@ producers (a ``spark-submit`` job with the OpenLineage Spark listener) joined to
     naming       dataset namespace/name <-> table location, as the Spark listener names them
     facets       Tracelake's own facets (audit identity of the run)
     events       RunEvents built from audit records (START, COMPLETE / FAIL / ABORT)
+    event_facets recorded values (times, schemas, partitions, tests, lineage keys) as facets, cached
     transport    the client's standard configuration, or JSON lines in the lakehouse
     outbox       undelivered events, durably, until ``resend``
+    sqlite_file  the small SQLite files of ``outbox`` and ``received`` (WAL, schema on first use)
     publisher    the RunListener: enqueue on the run's thread, build and send in the background
     history      ``export`` of recorded history, ``resend`` of the outbox
     received     events received from other producers, stored before they are answered

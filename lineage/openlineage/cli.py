@@ -44,7 +44,7 @@ def _export(args: argparse.Namespace) -> int:
         known = set(lake.store.component_runs()["component"])
         if args.component not in known:
             raise CliError(f"no runs of component {args.component!r}; components with runs: {', '.join(sorted(known))}")
-    if args.out:
+    if out_file is not None:
         # The client's own file transport, so the lines are exactly what the live publisher writes.
         from openlineage.client import OpenLineageClient
 

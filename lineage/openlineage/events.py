@@ -34,31 +34,43 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
-    base_subset_dataset,
     column_lineage_dataset,
     data_quality_assertions_dataset,
-    dataset_type_dataset,
-    dataset_version_dataset,
     error_message_run,
-    job_type_job,
-    nominal_time_run,
     output_statistics_output_dataset,
-    ownership_job,
     parent_run,
-    processing_engine_run,
     schema_dataset,
-    source_code_location_job,
 )
 
-from tracelake.lineage.layout import PARTITION_COLUMN, Layout
+from tracelake.lineage.layout import Layout
+from tracelake.lineage.openlineage.event_facets import (
+    as_dict,
+    as_int,
+    as_list,
+    check_assertion,
+    column_lineage_facet,
+    engine_facet,
+    event_time,
+    iso,
+    job_type_facet,
+    model_type_facet,
+    nominal_end,
+    nominal_facet,
+    nominal_start,
+    owners_facet,
+    read_subset_facet,
+    schema_facet,
+    schema_fields,
+    source_facet,
+    version_facet,
+    written_subset_facet,
+)
 from tracelake.lineage.openlineage.facets import PRODUCER, TracelakeInputFacet, TracelakeRunFacet
 from tracelake.lineage.openlineage.ids import is_uuid, openlineage_run_id
 from tracelake.lineage.openlineage.naming import MODEL_NAMESPACE, dataset_id
@@ -80,154 +92,6 @@ def event_type_for(status: str) -> RunState:
         return _TERMINAL[status]
     except KeyError:
         raise ValueError(f"a run with status {status!r} has no terminal OpenLineage event") from None
-
-
-def _when(value: Any) -> str:
-    text = iso(value)
-    if text is None:
-        raise ValueError("a run event needs a time; the record has none")
-    return text
-
-
-def iso(value: Any) -> str | None:
-    """A recorded time as an ISO-8601 UTC string with a 'T' (what the spec asks for)."""
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    if hasattr(value, "to_pydatetime"):   # pandas Timestamp
-        if value != value:                 # NaT
-            return None
-        value = value.to_pydatetime()
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    raise TypeError(f"not a time: {value!r}")
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    """Arrow maps read back as lists of pairs (or dicts, from pandas): always a dict."""
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
-    return dict(value)
-
-
-def _list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return int(value)
-
-
-def _type_name(delta_type: Any) -> tuple[str, list[schema_dataset.SchemaDatasetFacetFields]]:
-    """(type text, nested fields) of a Delta schema type (a name, or a struct/array/map object)."""
-    if isinstance(delta_type, str):
-        return delta_type, []
-    kind = delta_type.get("type")
-    if kind == "struct":
-        return "struct", schema_fields(delta_type.get("fields", []))
-    if kind == "array":
-        inner, nested = _type_name(delta_type.get("elementType"))
-        return f"array<{inner}>", nested
-    if kind == "map":
-        return f"map<{_type_name(delta_type.get('keyType'))[0]},{_type_name(delta_type.get('valueType'))[0]}>", []
-    return str(kind), []
-
-
-def schema_fields(fields: Iterable[Mapping[str, Any]]) -> list[schema_dataset.SchemaDatasetFacetFields]:
-    out = []
-    for i, f in enumerate(fields):
-        type_text, nested = _type_name(f.get("type"))
-        out.append(schema_dataset.SchemaDatasetFacetFields(name=f["name"], type=type_text, ordinal_position=i + 1,
-                                                           fields=nested))
-    return out
-
-
-# Facets that are the same for many events are built once and shared (they are never mutated):
-# the client's classes validate their URIs on construction, which is most of an event's cost.
-@lru_cache(maxsize=1)
-def _job_type() -> job_type_job.JobTypeJobFacet:
-    return job_type_job.JobTypeJobFacet(processingType="BATCH", integration="DAGSTER", jobType="ASSET",
-                                        producer=PRODUCER)
-
-
-@lru_cache(maxsize=4096)
-def _version(version: str) -> dataset_version_dataset.DatasetVersionDatasetFacet:
-    return dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=version, producer=PRODUCER)
-
-
-@lru_cache(maxsize=1)
-def _model_type() -> dataset_type_dataset.DatasetTypeDatasetFacet:
-    return dataset_type_dataset.DatasetTypeDatasetFacet(datasetType="MODEL", producer=PRODUCER)
-
-
-@lru_cache(maxsize=256)
-def _source(url: str | None, commit: str, branch: str | None) -> source_code_location_job.SourceCodeLocationJobFacet:
-    return source_code_location_job.SourceCodeLocationJobFacet(type="git", url=url or "unknown", repoUrl=url,
-                                                               version=commit, branch=branch, producer=PRODUCER)
-
-
-@lru_cache(maxsize=256)
-def _owners(owner: str) -> ownership_job.OwnershipJobFacet:
-    return ownership_job.OwnershipJobFacet(owners=[ownership_job.Owner(name=owner)], producer=PRODUCER)
-
-
-@lru_cache(maxsize=64)
-def _engine(version: str, adapter: str | None) -> processing_engine_run.ProcessingEngineRunFacet:
-    return processing_engine_run.ProcessingEngineRunFacet(version=version, name="spark",
-                                                          openlineageAdapterVersion=adapter, producer=PRODUCER)
-
-
-@lru_cache(maxsize=1024)
-def _nominal(start: str, end: str | None) -> nominal_time_run.NominalTimeRunFacet:
-    return nominal_time_run.NominalTimeRunFacet(nominalStartTime=start, nominalEndTime=end, producer=PRODUCER)
-
-
-@lru_cache(maxsize=4096)
-def _schema_facet(schema_json: str | None) -> schema_dataset.SchemaDatasetFacet | None:
-    """A Delta schema (``{"type": "struct", "fields": [...]}``) or the recorder's canonical field
-    list (``[{"name", "type", "nullable"}]``) as a schema facet."""
-    if not schema_json:
-        return None
-    parsed = json.loads(schema_json)
-    fields = parsed.get("fields", []) if isinstance(parsed, dict) else parsed
-    return schema_dataset.SchemaDatasetFacet(fields=schema_fields(fields), producer=PRODUCER)
-
-
-def _nominal_start(partition_key: str | None) -> str | None:
-    """The instant a partition key stands for: a date, a Dagster hourly key or an ISO time
-    (ranges ``a...b`` start at ``a``); None for keys that are not times."""
-    if not partition_key:
-        return None
-    first = partition_key.split("...")[0]
-    for fmt in ("%Y-%m-%d-%H:%M", "%Y-%m-%d"):
-        try:
-            return iso(datetime.strptime(first, fmt).replace(tzinfo=UTC))
-        except ValueError:
-            continue
-    try:
-        return iso(datetime.fromisoformat(first))
-    except ValueError:
-        return None
-
-
-def _nominal_end(partition_key: str | None) -> str | None:
-    """Only a range ``a...b`` of daily keys says where it ends (the day after ``b``); a single
-    key does not say its cadence, so the end is left out rather than guessed."""
-    if not partition_key or "..." not in partition_key:
-        return None
-    last = partition_key.split("...")[-1]
-    try:
-        return iso(datetime.combine(date.fromisoformat(last) + timedelta(days=1), datetime.min.time(), UTC))
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -261,7 +125,7 @@ class EventBuilder:
         planned = self._table_id(record.get("output_table"), record.get("output_path"))
         if planned is not None:
             outputs.append(OutputDataset(namespace=planned[0], name=planned[1]))
-        return RunEvent(eventType=RunState.START, eventTime=_when(record["started_at"]), producer=PRODUCER,
+        return RunEvent(eventType=RunState.START, eventTime=event_time(record["started_at"]), producer=PRODUCER,
                         run=self._run(record, "started"), job=self._job(record), inputs=[], outputs=outputs)
 
     def end(self, record: Mapping[str, Any], checks: Sequence[Mapping[str, Any]] = ()) -> RunEvent:
@@ -275,7 +139,7 @@ class EventBuilder:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
                 message=message, programmingLanguage="python", stackTrace=record.get("error_trace"), producer=PRODUCER)
             run.facets = facets
-        return RunEvent(eventType=state, eventTime=_when(record.get("ended_at") or record["started_at"]),
+        return RunEvent(eventType=state, eventTime=event_time(record.get("ended_at") or record["started_at"]),
                         producer=PRODUCER, run=run, job=self._job(record), inputs=self._inputs(record),
                         outputs=self._outputs(record, checks))
 
@@ -288,15 +152,15 @@ class EventBuilder:
 
     # -- job and run ------------------------------------------------------------------------
     def _job(self, record: Mapping[str, Any]) -> Job:
-        facets: dict[str, Any] = {"jobType": _job_type()}
+        facets: dict[str, Any] = {"jobType": job_type_facet()}
         if record.get("git_commit"):
-            facets["sourceCodeLocation"] = _source(self.ctx.repo_url, record["git_commit"], record.get("git_branch"))
+            facets["sourceCodeLocation"] = source_facet(self.ctx.repo_url, record["git_commit"], record.get("git_branch"))
         if record.get("owner"):
-            facets["ownership"] = _owners(record["owner"])
+            facets["ownership"] = owners_facet(record["owner"])
         return Job(namespace=self.ctx.namespace, name=record["component"], facets=facets)
 
     def _run(self, record: Mapping[str, Any], status: str) -> Run:
-        libraries = _mapping(record.get("library_versions"))
+        libraries = as_dict(record.get("library_versions"))
         facets: dict[str, Any] = {}
         dagster_run = record.get("dagster_run_id")
         if dagster_run and is_uuid(dagster_run):
@@ -306,12 +170,12 @@ class EventBuilder:
                 root=parent_run.Root(run=parent_run.RootRun(runId=dagster_run),
                                      job=parent_run.RootJob(namespace=job.namespace, name=job.name)),
                 producer=PRODUCER)
-        nominal = _nominal_start(record.get("partition_key"))
+        nominal = nominal_start(record.get("partition_key"))
         if nominal:
-            facets["nominalTime"] = _nominal(nominal, _nominal_end(record.get("partition_key")))
+            facets["nominalTime"] = nominal_facet(nominal, nominal_end(record.get("partition_key")))
         if libraries.get("pyspark"):
-            facets["processing_engine"] = _engine(libraries["pyspark"], self.ctx.adapter_version)
-        metrics = {k: float(v) for k, v in _mapping(record.get("metrics")).items()}
+            facets["processing_engine"] = engine_facet(libraries["pyspark"], self.ctx.adapter_version)
+        metrics = {k: float(v) for k, v in as_dict(record.get("metrics")).items()}
         facets["tracelake"] = TracelakeRunFacet(
             runId=record["run_id"], component=record["component"], status=status,
             partitionKey=record.get("partition_key"), dagsterRunId=dagster_run,
@@ -324,7 +188,7 @@ class EventBuilder:
             host=record.get("host"),
             recordHash=record.get("record_hash") if status != "started" else None,
             journalId=record.get("journal_id") if status != "started" else None,
-            chainSeq=_int(record.get("chain_seq")) if status != "started" else None,
+            chainSeq=as_int(record.get("chain_seq")) if status != "started" else None,
             producer=PRODUCER)
         run_id = record.get("openlineage_run_id") or openlineage_run_id(record["run_id"])
         return Run(runId=run_id, facets=facets)
@@ -337,14 +201,14 @@ class EventBuilder:
     def _schema(self, path: str, version: int) -> schema_dataset.SchemaDatasetFacet | None:
         if self.ctx.schema_of is None:
             return None
-        return _schema_facet(self.ctx.schema_of(path, version))
+        return schema_facet(self.ctx.schema_of(path, version))
 
     def _inputs(self, record: Mapping[str, Any]) -> list[InputDataset]:
         """One input dataset per table and version read (a run that read the same table version
         twice - two partition windows - gets one dataset with both windows' partitions)."""
         tables: dict[tuple[str, str, int | None], dict[str, Any]] = {}
         models = []
-        for inp in _list(record.get("inputs")):
+        for inp in as_list(record.get("inputs")):
             if inp.get("kind") == "model":
                 models.append(InputDataset(namespace=MODEL_NAMESPACE, name=inp["name"],
                                            facets=self._model_facets(inp.get("model_version"))))
@@ -353,33 +217,33 @@ class EventBuilder:
                 else inp.get("path")
             if not where:
                 continue
-            version = _int(inp.get("version")) if inp.get("kind") == "table" else None
+            version = as_int(inp.get("version")) if inp.get("kind") == "table" else None
             entry = tables.setdefault((*dataset_id(where), version), {"where": where, "partitions": [], "missing": [],
                                                                       "whole": False})
-            partitions = _list(inp.get("partitions"))
+            partitions = as_list(inp.get("partitions"))
             entry["whole"] |= not partitions
             entry["partitions"] += [p for p in partitions if p not in entry["partitions"]]
-            entry["missing"] += [p for p in _list(inp.get("missing_partitions")) if p not in entry["missing"]]
+            entry["missing"] += [p for p in as_list(inp.get("missing_partitions")) if p not in entry["missing"]]
         out = []
         for (namespace, name, version), entry in tables.items():
             facets: dict[str, Any] = {}
             input_facets: dict[str, Any] = {}
             if version is not None:
-                facets["version"] = _version(str(version))
+                facets["version"] = version_facet(str(version))
                 schema = self._schema(entry["where"], version)
                 if schema is not None:
                     facets["schema"] = schema
             if entry["partitions"] and not entry["whole"]:
-                input_facets["subset"] = _read_subset(tuple(entry["partitions"]))
+                input_facets["subset"] = read_subset_facet(tuple(entry["partitions"]))
             if entry["missing"]:
                 input_facets["tracelake"] = TracelakeInputFacet(missingPartitions=entry["missing"], producer=PRODUCER)
             out.append(InputDataset(namespace=namespace, name=name, facets=facets, inputFacets=input_facets))
         return out + models
 
     def _model_facets(self, version: Any) -> dict[str, Any]:
-        facets: dict[str, Any] = {"datasetType": _model_type()}
+        facets: dict[str, Any] = {"datasetType": model_type_facet()}
         if version is not None:
-            facets["version"] = _version(str(version))
+            facets["version"] = version_facet(str(version))
         return facets
 
     def _outputs(self, record: Mapping[str, Any], checks: Sequence[Mapping[str, Any]]) -> list[OutputDataset]:
@@ -388,16 +252,16 @@ class EventBuilder:
         if main is not None:
             facets: dict[str, Any] = {}
             output_facets: dict[str, Any] = {}
-            version = _int(record.get("output_version"))
+            version = as_int(record.get("output_version"))
             if version is not None:
-                facets["version"] = _version(str(version))
+                facets["version"] = version_facet(str(version))
                 output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-                    rowCount=_int(record.get("output_rows")), size=_int(record.get("output_bytes")),
-                    fileCount=_int(record.get("output_files")), producer=PRODUCER)
-                partitions = _list(record.get("output_partitions"))
+                    rowCount=as_int(record.get("output_rows")), size=as_int(record.get("output_bytes")),
+                    fileCount=as_int(record.get("output_files")), producer=PRODUCER)
+                partitions = as_list(record.get("output_partitions"))
                 if partitions:
-                    output_facets["subset"] = _written_subset(tuple(str(p) for p in partitions))
-            schema = _schema_facet(record.get("output_schema_json"))
+                    output_facets["subset"] = written_subset_facet(tuple(str(p) for p in partitions))
+            schema = schema_facet(record.get("output_schema_json"))
             if schema is not None:
                 facets["schema"] = schema
             lineage = self._column_lineage(record)
@@ -405,18 +269,18 @@ class EventBuilder:
                 facets["columnLineage"] = lineage
             if checks:
                 facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-                    assertions=[_assertion(c) for c in checks], producer=PRODUCER)
+                    assertions=[check_assertion(c) for c in checks], producer=PRODUCER)
             out.append(OutputDataset(namespace=main[0], name=main[1], facets=facets, outputFacets=output_facets))
         for side, rows_field in (("quarantine", "quarantined_rows"), ("rejected", "rejected_rows")):
-            table, version = record.get(f"{side}_table"), _int(record.get(f"{side}_version"))
+            table, version = record.get(f"{side}_table"), as_int(record.get(f"{side}_version"))
             if table and version is not None and version >= 0:
                 namespace, name = dataset_id(self.ctx.layout.table(table))
                 out.append(OutputDataset(
                     namespace=namespace, name=name,
-                    facets={"version": _version(str(version))},
-                    outputFacets={"outputStatistics": _Stats(rowCount=_int(record.get(rows_field)),
+                    facets={"version": version_facet(str(version))},
+                    outputFacets={"outputStatistics": _Stats(rowCount=as_int(record.get(rows_field)),
                                                              producer=PRODUCER)}))
-        for model in _list(record.get("models")):
+        for model in as_list(record.get("models")):
             if model.get("role") == "registered":
                 out.append(OutputDataset(namespace=MODEL_NAMESPACE, name=model["name"],
                                          facets=self._model_facets(model.get("version"))))
@@ -428,60 +292,6 @@ class EventBuilder:
         if not raw:
             return None
         paths = {i.get("name"): self.ctx.layout.resolve(i.get("name"), i.get("path"))
-                 for i in _list(record.get("inputs")) if i.get("kind") == "table"}
+                 for i in as_list(record.get("inputs")) if i.get("kind") == "table"}
         tables = tuple(sorted((t, paths.get(t) or self.ctx.layout.table(t)) for t in json.loads(raw)))
-        return _column_lineage(raw, tables)
-
-
-@lru_cache(maxsize=1024)
-def _column_lineage(raw: str, tables: tuple[tuple[str, str], ...]
-                    ) -> column_lineage_dataset.ColumnLineageDatasetFacet | None:
-    where = dict(tables)
-    fields: dict[str, column_lineage_dataset.Fields] = {}
-    for table, specs in json.loads(raw).items():
-        namespace, name = dataset_id(where[table])
-        for spec in specs:
-            out_col, _, in_col = spec.partition("=")
-            out_col, in_col = out_col.strip(), (in_col or out_col).strip()
-            fields.setdefault(out_col, column_lineage_dataset.Fields(inputFields=[])).inputFields.append(
-                column_lineage_dataset.InputField(
-                    namespace=namespace, name=name, field=in_col,
-                    transformations=[column_lineage_dataset.Transformation(type="DIRECT", subtype="IDENTITY")]))
-    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields, producer=PRODUCER) if fields else None
-
-
-@lru_cache(maxsize=4096)
-def _read_subset(partitions: tuple[str, ...]) -> base_subset_dataset.InputSubsetInputDatasetFacet:
-    return base_subset_dataset.InputSubsetInputDatasetFacet(inputCondition=_partitions(partitions), producer=PRODUCER)
-
-
-@lru_cache(maxsize=4096)
-def _written_subset(partitions: tuple[str, ...]) -> base_subset_dataset.OutputSubsetOutputDatasetFacet:
-    return base_subset_dataset.OutputSubsetOutputDatasetFacet(outputCondition=_partitions(partitions),
-                                                              producer=PRODUCER)
-
-
-def _partitions(values: Sequence[str]) -> base_subset_dataset.PartitionSubsetCondition:
-    return base_subset_dataset.PartitionSubsetCondition(partitions=[
-        base_subset_dataset.Partition(dimensions={PARTITION_COLUMN: str(v)}, identifier=str(v)) for v in values])
-
-
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    return str(value)
-
-
-def _assertion(check: Mapping[str, Any]) -> data_quality_assertions_dataset.Assertion:
-    details = json.loads(check["details_json"]) if check.get("details_json") else {}
-    column = details.get("column") if isinstance(details, dict) else None
-    params = {k: v for k, v in (("blocking", None if check.get("blocking") is None else bool(check["blocking"])),
-                                ("failing_rows", _int(check.get("failing_rows"))),
-                                ("runbook_url", check.get("runbook_url")), ("check_id", check.get("check_id")))
-              if v is not None}
-    return data_quality_assertions_dataset.Assertion(
-        assertion=check["check_name"], success=bool(check["passed"]),
-        column=column if isinstance(column, str) else None,
-        severity=check.get("severity"), name=check["check_name"], description=check.get("description"),
-        expected=_text(check.get("threshold_text")) or _text(check.get("threshold_value")),
-        actual=_text(check.get("observed_text")) or _text(check.get("observed_value")), params=params)
+        return column_lineage_facet(raw, tables)

@@ -224,82 +224,86 @@ def _output(lake: Lakehouse, entry: Mapping[str, Any], start_ms: float, end_ms: 
     return table, uri, None, "no commit: nothing landed between the run's START and its end", False
 
 
-def build_external_records(lake: Lakehouse, events: Sequence[Mapping[str, Any]],
-                           app_events: Sequence[Mapping[str, Any]] = (),
-                           claimed: set[tuple[str, int]] | None = None) -> ExternalRun:
-    """The records one OpenLineage run makes (one per table written); see the module docstring."""
-    events = sorted(events, key=event_seconds)
-    run = events[-1]["run"]
-    result = ExternalRun(run["runId"])
-    terminal = [e for e in events if e.get("eventType") in TERMINAL]
-    if not terminal:
-        result.detail = "no COMPLETE, FAIL or ABORT yet"
-        return result
-    end = terminal[-1]
-    outputs = _merged(events, "outputs")
-    if not outputs:
-        result.detail = "wrote nothing (no output datasets): no lineage to record"
-        return result
+@dataclass
+class _RunFacts:
+    """What one OpenLineage run says about itself, gathered once from its events (and its
+    application's): the time window, the engine, the job and the facets every record carries."""
+
+    run_id: str
+    end: Mapping[str, Any]
+    start_ms: float
+    end_ms: float
+    app_start_ms: float | None
+    run_facets: dict[str, Any]      # the application's facets, then the run's own
+    own: dict[str, Any]             # the run's own facets only
+
+    @property
+    def engine_facet(self) -> dict[str, Any]:
+        return self.run_facets.get("processing_engine") or {}
+
+    @property
+    def engine(self) -> str | None:
+        return self.engine_facet.get("name")
+
+    @property
+    def job(self) -> Mapping[str, Any]:
+        return self.end["job"]
+
+    @property
+    def parent(self) -> dict[str, Any]:
+        return self.own.get("parent") or {}
+
+    @property
+    def parent_job(self) -> str | None:
+        return (self.parent.get("job") or {}).get("name")
+
+
+def _run_facts(events: Sequence[Mapping[str, Any]], app_events: Sequence[Mapping[str, Any]],
+               end: Mapping[str, Any]) -> _RunFacts:
     starts = [e for e in events if e.get("eventType") == "START"]
     app_starts = sorted((e for e in app_events if e.get("eventType") == "START"), key=event_seconds)
     app_start_ms = event_seconds(app_starts[0]) * 1000 if app_starts else None
     first = starts[0] if starts else (app_starts[0] if app_starts else end)
-    start_ms, end_ms = event_seconds(first) * 1000, event_seconds(end) * 1000
-    run_facets: dict[str, Any] = {}     # the application's facets, then the run's own
+    run_facets: dict[str, Any] = {}
     own: dict[str, Any] = {}
     for e in app_events:
         run_facets.update((e.get("run") or {}).get("facets") or {})
     for e in events:
         own.update((e.get("run") or {}).get("facets") or {})
     run_facets.update(own)
-    engine_facet = run_facets.get("processing_engine") or {}
-    engine = engine_facet.get("name")
-    job = end["job"]
-    parent = own.get("parent") or {}
-    parent_job = (parent.get("job") or {}).get("name")
-    job_name = parent_job if parent_job and job["name"].startswith(parent_job + ".") else job["name"]
+    return _RunFacts(events[-1]["run"]["runId"], end, event_seconds(first) * 1000, event_seconds(end) * 1000,
+                     app_start_ms, run_facets, own)
+
+
+def build_external_records(lake: Lakehouse, events: Sequence[Mapping[str, Any]],
+                           app_events: Sequence[Mapping[str, Any]] = (),
+                           claimed: set[tuple[str, int]] | None = None) -> ExternalRun:
+    """The records one OpenLineage run makes (one per table written); see the module docstring."""
+    events = sorted(events, key=event_seconds)
+    result = ExternalRun(events[-1]["run"]["runId"])
+    terminal = [e for e in events if e.get("eventType") in TERMINAL]
+    if not terminal:
+        result.detail = "no COMPLETE, FAIL or ABORT yet"
+        return result
+    outputs = _merged(events, "outputs")
+    if not outputs:
+        result.detail = "wrote nothing (no output datasets): no lineage to record"
+        return result
+    facts = _run_facts(events, app_events, terminal[-1])
     inputs, notes, verified = [], {}, True
     for entry in _merged(events, "inputs").values():
-        inp, note, ok = _input(lake, entry, start_ms, end_ms, app_start_ms)
+        inp, note, ok = _input(lake, entry, facts.start_ms, facts.end_ms, facts.app_start_ms)
         inputs.append(inp)
         notes[f"tracelake.external.input.{inp['name']}"] = note
         verified &= ok
     claimed = claimed if claimed is not None else set()
-    libraries = {k: v for k, v in (("spark", engine_facet.get("version") if engine == "spark" else None),
-                                   (f"openlineage-{engine or 'producer'}",
-                                    engine_facet.get("openlineageAdapterVersion")))
-                 if v}
-    error = (own.get("errorMessage") or {}) if end.get("eventType") == "FAIL" else {}
-    details = run_facets.get("spark_applicationDetails") or {}
-    config = redact_mapping({"job": f"{job['namespace']}/{job['name']}",
-                             "spark_properties": (run_facets.get("spark_properties") or {}).get("properties", {})})
+    shared = _shared_fields(facts, inputs)
     for entry in outputs.values():
-        table, uri, commit, out_note, out_ok = _output(lake, entry, start_ms, end_ms, engine, claimed)
-        status = _STATUS[end["eventType"]]
-        error_type, error_message, error_trace = None, None, None
-        if error:
-            error_type, error_message = "openlineage.ErrorMessage", scrub_text(str(error.get("message", "")))[:4000]
-            error_trace = scrub_text(str(error.get("stackTrace") or ""))[-16000:] or None
-        if status == "succeeded" and commit is None and out_note.startswith("no commit"):
-            status, error_type = "failed", "tracelake.ExternalWriteNotFound"
-            error_message = (f"the producer reported COMPLETE, but no commit of {table} landed between the run's "
-                             "START and COMPLETE: the write failed (the Spark listener reports failed writes as "
-                             "COMPLETE) or wrote nothing")
-        record = _record(run["runId"], table, uri, start_ms, end_ms, status, commit, lake)
-        tags = {EXTERNAL_TAG: "true", "openlineage.job": f"{job['namespace']}/{job['name']}",
-                "openlineage.run_id": run["runId"], "openlineage.event_type": end["eventType"],
-                "openlineage.producer": str(end.get("producer", "")),
-                "tracelake.external.output": out_note,
-                "tracelake.external.verified": "true" if verified and out_ok else "false", **notes}
-        if parent.get("run", {}).get("runId"):
-            parent_ns = (parent.get("job") or {}).get("namespace")
-            tags["openlineage.parent"] = f"{parent_ns}/{parent_job}@{parent['run']['runId']}"
-        record.update(component=f"external:{job_name}", asset_key=f"{job['namespace']}/{job['name']}",
-                      inputs=inputs, tags=tags, library_versions=libraries,
-                      config_json=json.dumps(config, sort_keys=True),
-                      error_type=error_type, error_message=error_message, error_trace=error_trace,
-                      host=details.get("driverHost"), owner=details.get("userName"),
-                      git_commit=(run_facets.get("sourceCodeLocation") or {}).get("version"))
+        table, uri, commit, out_note, out_ok = _output(lake, entry, facts.start_ms, facts.end_ms, facts.engine,
+                                                       claimed)
+        status, errors = _status_and_error(facts, commit, out_note, table)
+        record = _record(facts.run_id, table, uri, facts.start_ms, facts.end_ms, status, commit, lake)
+        record.update({**shared, "tags": _tags(facts, out_note, verified and out_ok, notes), **errors})
         if commit is not None:
             claimed.add((uri, commit.version))
         result.records.append(record)
@@ -307,6 +311,59 @@ def build_external_records(lake: Lakehouse, events: Sequence[Mapping[str, Any]],
                               else f"{r['output_table']} (no version: {r['tags']['tracelake.external.output']})"
                               for r in result.records)
     return result
+
+
+def _shared_fields(facts: _RunFacts, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record fields every table the run wrote gets alike: who ran what, where, with which inputs."""
+    job, engine, engine_facet = facts.job, facts.engine, facts.engine_facet
+    parent_job = facts.parent_job
+    job_name = parent_job if parent_job and job["name"].startswith(parent_job + ".") else job["name"]
+    libraries = {k: v for k, v in (("spark", engine_facet.get("version") if engine == "spark" else None),
+                                   (f"openlineage-{engine or 'producer'}",
+                                    engine_facet.get("openlineageAdapterVersion")))
+                 if v}
+    details = facts.run_facets.get("spark_applicationDetails") or {}
+    config = redact_mapping({"job": f"{job['namespace']}/{job['name']}",
+                             "spark_properties": (facts.run_facets.get("spark_properties") or {}).get("properties",
+                                                                                                       {})})
+    # tags and the error fields differ per output; their places here keep the record's field order
+    return {"component": f"external:{job_name}", "asset_key": f"{job['namespace']}/{job['name']}",
+            "inputs": inputs, "tags": None, "library_versions": libraries,
+            "config_json": json.dumps(config, sort_keys=True),
+            "error_type": None, "error_message": None, "error_trace": None,
+            "host": details.get("driverHost"), "owner": details.get("userName"),
+            "git_commit": (facts.run_facets.get("sourceCodeLocation") or {}).get("version")}
+
+
+def _tags(facts: _RunFacts, out_note: str, verified: bool, notes: dict[str, str]) -> dict[str, str]:
+    job, end, parent = facts.job, facts.end, facts.parent
+    tags = {EXTERNAL_TAG: "true", "openlineage.job": f"{job['namespace']}/{job['name']}",
+            "openlineage.run_id": facts.run_id, "openlineage.event_type": end["eventType"],
+            "openlineage.producer": str(end.get("producer", "")),
+            "tracelake.external.output": out_note,
+            "tracelake.external.verified": "true" if verified else "false", **notes}
+    if parent.get("run", {}).get("runId"):
+        parent_ns = (parent.get("job") or {}).get("namespace")
+        tags["openlineage.parent"] = f"{parent_ns}/{facts.parent_job}@{parent['run']['runId']}"
+    return tags
+
+
+def _status_and_error(facts: _RunFacts, commit: delta_meta.Commit | None, out_note: str,
+                      table: str) -> tuple[str, dict[str, Any]]:
+    """Status and error fields of one output's record: the producer's error on FAIL, and a
+    COMPLETE whose write is not in the Delta log recorded as failed."""
+    status = _STATUS[facts.end["eventType"]]
+    error = (facts.own.get("errorMessage") or {}) if facts.end.get("eventType") == "FAIL" else {}
+    error_type, error_message, error_trace = None, None, None
+    if error:
+        error_type, error_message = "openlineage.ErrorMessage", scrub_text(str(error.get("message", "")))[:4000]
+        error_trace = scrub_text(str(error.get("stackTrace") or ""))[-16000:] or None
+    if status == "succeeded" and commit is None and out_note.startswith("no commit"):
+        status, error_type = "failed", "tracelake.ExternalWriteNotFound"
+        error_message = (f"the producer reported COMPLETE, but no commit of {table} landed between the run's "
+                         "START and COMPLETE: the write failed (the Spark listener reports failed writes as "
+                         "COMPLETE) or wrote nothing")
+    return status, {"error_type": error_type, "error_message": error_message, "error_trace": error_trace}
 
 
 def _record(ol_run_id: str, table: str, uri: str, start_ms: float, end_ms: float, status: str,

@@ -13,13 +13,11 @@ and what it says is about a backend's availability, not about what ran.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracelake.lineage.openlineage.sqlite_file import SqliteFile
 from tracelake.lineage.record.redact import scrub_text
 
 __all__ = ["Outbox", "Undelivered"]
@@ -55,23 +53,9 @@ class Undelivered:
     last_failed_at: float
 
 
-class Outbox:
+class Outbox(SqliteFile):
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.path = self.directory / "outbox.sqlite"
-        self._ready = False
-
-    @contextmanager
-    def _con(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as con:
-            if not self._ready:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(_SCHEMA)
-                self._ready = True
-            con.execute("PRAGMA synchronous=NORMAL")
-            yield con
+        super().__init__(directory, "outbox.sqlite", _SCHEMA, synchronous="NORMAL")
 
     def add(self, run_id: str, kind: str, reason: str, *, event_type: str | None = None,
             openlineage_run_id: str | None = None, attempts: int = 1) -> None:

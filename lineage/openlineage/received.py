@@ -10,16 +10,15 @@ endpoint, a restart and ``tracelake openlineage import`` never record a run twic
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from tracelake.lineage.openlineage.ids import is_uuid
+from tracelake.lineage.openlineage.sqlite_file import SqliteFile
 
 __all__ = ["TERMINAL", "InvalidEvent", "ReceivedStore", "Stored", "validate_event"]
 
@@ -99,23 +98,10 @@ class Stored:
     ready: list[str] = field(default_factory=list)    # run ids with a terminal event, new here
 
 
-class ReceivedStore:
+class ReceivedStore(SqliteFile):
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.path = self.directory / "received.sqlite"
-        self._ready = False
-
-    @contextmanager
-    def _con(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as con:
-            if not self._ready:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(_SCHEMA)
-                self._ready = True
-            con.execute("PRAGMA synchronous=FULL")   # stored means on disk before we answer
-            yield con
+        # FULL: stored means on disk before we answer
+        super().__init__(directory, "received.sqlite", _SCHEMA, synchronous="FULL")
 
     def add(self, events: Sequence[Mapping[str, Any]], source: str) -> Stored:
         """Store validated events in one transaction; returns what was new."""

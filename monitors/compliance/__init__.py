@@ -9,7 +9,12 @@ altered after it was issued, and which record issued it.
 
     records.py        the records a report reads, once and without Spark (and their chain heads)
     closure.py        run-level upstream closure of runs (what a model learned from, what it served)
-    model_report.py   the dossier of one registered model version
+    model_report.py   the dossier of one registered model version, assembled from the sections of:
+    model_origin.py   its identity, training data and the data quality upstream of it
+    model_service.py  its serving life: performance in service, limits crossed, incidents
+    model_changes.py  what changed against the version it replaced
+    drift_verdicts.py drift verdicts per table and day with their Evidently reports
+    lineage_graph.py  the component-level lineage graph of model and period reports
     period_report.py  everything in service in a window of days
     decision.py       which data and which model produced these rows, and what failed upstream
     integrity.py      audit verify, retention verify and chain heads, as a report section

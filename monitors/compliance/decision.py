@@ -17,6 +17,7 @@ No Spark: a trace over three simulated years answers in seconds (benchmarks/trac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -119,6 +120,16 @@ def _feature_tables(walker: LineageWalker, selected: pa.Table, max_rows: int) ->
     return out, reads
 
 
+@dataclass(frozen=True)
+class _Question:
+    """Which decisions are asked about: the table, the predicate and the version they were read at."""
+
+    table: str
+    where: str
+    as_of: str | int | None
+    version: int
+
+
 def build_decision_report(records: Records, table_name: str, where: str, *, as_of: str | int | None = None,
                           max_rows: int = 50) -> dict[str, Any]:
     """The JSON model of the answer (see the module docstring); bad input raises ReportInputError
@@ -126,12 +137,41 @@ def build_decision_report(records: Records, table_name: str, where: str, *, as_o
     lake = records.lake
     walker = LineageWalker(lake, index=records.index)
     at, selected = select_decisions(records, walker, table_name, where, as_of)
+    question = _Question(table_name, where, as_of, at.version)
     result = trace(lake, table_name, where, as_of=at.version, walker=walker)
-    index = records.index
     run_nodes = sorted(result.runs(), key=lambda n: (n.depth, n.component or "", n.partition_key or "", n.id))
     for n in run_nodes:
         records.cited.add(n.id)
     models = _models(records, result)
+    upstream = _upstream(records, run_nodes)
+    issues = _issues(records, result, run_nodes)
+    feature_tables, reads = _feature_tables(walker, selected, max_rows)
+    writers = sorted(set(selected.column(RUN_ID_COLUMN).to_pylist()))
+    heads = records.chain_heads()
+    sections = [
+        _question_section(question, selected, writers, max_rows),
+        _model_section(models),
+        _lineage_section(result, upstream),
+        _features_section(feature_tables, reads),
+        _checks_section(issues),
+        _integrity_section(heads),
+    ]
+    return {
+        "kind": "decision", "title": f"Decision report: {table_name} where {where}",
+        "subject": {"table": table_name, "where": where, "as_of": as_of, "version": at.version},
+        "summary": _summary(question, selected, writers, models, run_nodes, issues),
+        "answer": {"table": table_name, "version": at.version, "rows": selected.num_rows, "writers": writers,
+                   "models": models, "upstream_runs": [u["run_id"] for u in upstream],
+                   "failed_or_warned": [{k: r[k] for k in ("component", "partition_key", "check", "outcome", "run_id")}
+                                        for r in issues]},
+        "generated_at": now_utc().isoformat(), "lakehouse": lake.settings.home,
+        "sections": sections, "built_from": {"chain_heads": heads},
+    }
+
+
+def _upstream(records: Records, run_nodes: list[Any]) -> list[dict[str, Any]]:
+    """Every run the decisions descend from, nearest first, with the exact inputs it read."""
+    index = records.index
     upstream = []
     for n in run_nodes:
         rec = index.record(n.id) if index.has(n.id) else None
@@ -140,82 +180,97 @@ def build_decision_report(records: Records, table_name: str, where: str, *, as_o
                          "rows_in_answer": n.rows, "exact_inputs": _inputs_text(rec) if rec else None,
                          "code": (rec.get("source_hash") or "")[:12] if rec else None,
                          "failed_checks": ", ".join(c["check"] for c in n.checks) or None, "run_id": n.id})
+    return upstream
+
+
+def _issues(records: Records, result: TraceResult, run_nodes: list[Any]) -> list[dict[str, Any]]:
+    """Declared tests that failed or warned on the upstream runs, with the depth of each run."""
     issues = check_issue_rows(records.checks_of({n.id for n in run_nodes}))
     for r in issues:
         node = result.nodes.get(r["run_id"])
         r["depth"] = node.depth if node else None
-    feature_tables, reads = _feature_tables(walker, selected, max_rows)
-    shown = [c for c in selected.column_names if c not in RESERVED_COLUMNS] + [RUN_ID_COLUMN]
-    decisions = [plain(r) for r in selected.select(shown).slice(0, max_rows).to_pylist()]
-    writers = sorted(set(selected.column(RUN_ID_COLUMN).to_pylist()))
-    bad_runs = sorted({r["run_id"] for r in issues})
-    figure = _figure(result)
-    heads = records.chain_heads()
-    summary = [
-        ["question", f"{table_name} where {where}" + (f" as of {as_of}" if as_of is not None else "")],
-        ["rows", f"{selected.num_rows} rows of {table_name}@v{at.version}, written by {len(writers)} run(s)"],
+    return issues
+
+
+def _summary(question: _Question, selected: pa.Table, writers: list[str], models: list[dict[str, Any]],
+             run_nodes: list[Any], issues: list[dict[str, Any]]) -> list[list[str]]:
+    as_of = question.as_of
+    return [
+        ["question", f"{question.table} where {question.where}" + (f" as of {as_of}" if as_of is not None else "")],
+        ["rows", f"{selected.num_rows} rows of {question.table}@v{question.version}, written by {len(writers)} run(s)"],
         ["model", "; ".join(f"{m['model']} trained on {m['trained_on']}" for m in models) or
                   "no model recorded upstream"],
         ["upstream", f"{len(run_nodes)} runs"],
         ["failed or warned upstream", "; ".join(f"{r['component']} {r['partition_key']} {r['check']} "
                                                 f"({r['outcome']}, run {r['run_id']})" for r in issues) or "nothing"],
     ]
-    sections = [
-        {"id": "question", "title": "The question",
-         "proves": "Exactly which decisions are explained: the rows of the table version named here that match "
-                   "the predicate, with the runs that wrote them.",
-         "facts": [["table", f"{table_name}@v{at.version}" + (f" (as of {as_of})" if as_of is not None else
-                                                              " (newest version)")],
-                   ["predicate", where], ["rows selected", str(selected.num_rows)],
-                   ["written by", ", ".join(writers)]],
-         "tables": [table(f"The decisions (first {min(max_rows, selected.num_rows)} of {selected.num_rows} rows)",
-                          shown, decisions)]},
-        {"id": "model", "title": "Model and training data",
-         "proves": "Which model version produced these rows - the version each writing run recorded loading - "
-                   "the run that registered it and the training set version it learned from.",
-         "facts": [["model versions", ", ".join(m["model"] for m in models) or "none"]],
-         "tables": [table("Models upstream", ["model", "trained_on", "registered_by", "trained_at", "mlflow_run_id",
-                                              "used_by_runs"], models)]},
-        {"id": "lineage", "title": "Every upstream run and its exact inputs",
-         "proves": "Every run the rows descend from, found row by row through the declared keys and through the "
-                   "model's registration, each with the exact table versions, partitions and model versions it read.",
-         "facts": [["upstream runs", str(len(run_nodes))], ["edges", str(len(result.edges))]],
-         "figures": [figure],
-         "tables": [table("Upstream runs (depth 0 wrote the decisions)", ["depth", "component", "partition_key",
-                                                                          "status", "output", "rows_in_answer",
-                                                                          "exact_inputs", "code", "failed_checks",
-                                                                          "run_id"], upstream)]},
-        {"id": "features", "title": "What the model saw",
-         "proves": "The input rows the model scored for these decisions, read from the table versions the scoring "
-                   "runs pinned (not today's data).",
-         "facts": [["reads", "; ".join(f"{r['input']} by {r['run_id']}: {r['rows_found']} rows for "
-                                       f"{r['rows_selected']} keys ({r['keys']})" for r in reads) or
-                   "no keyed input on the model-loading runs"]],
-         "tables": feature_tables},
-        {"id": "checks", "title": "Failed or warned upstream",
-         "proves": "Every declared test that failed or warned on any run these decisions descend from.",
-         "facts": [["failed", str(sum(r["outcome"] == "failed" for r in issues))],
-                   ["warned", str(sum(r["outcome"] == "warned" for r in issues))],
-                   ["runs with issues", ", ".join(bad_runs) or "none"]],
-         "tables": [table("Declared tests that failed or warned", ["depth", "component", "partition_key", "check",
-                                                                   "outcome", "blocking", "observed", "threshold",
-                                                                   "run_id", "runbook"], issues)]},
-        {"id": "integrity", "title": "Integrity",
-         "proves": "Which records the answer was read from: the head of every audit chain when it was built "
-                   "(`tracelake audit verify` re-checks the chains).",
-         "tables": [table("Audit chain heads", ["table", "journal_id", "records", "chain_seq", "record_hash"], heads)]},
-    ]
-    return {
-        "kind": "decision", "title": f"Decision report: {table_name} where {where}",
-        "subject": {"table": table_name, "where": where, "as_of": as_of, "version": at.version},
-        "summary": summary,
-        "answer": {"table": table_name, "version": at.version, "rows": selected.num_rows, "writers": writers,
-                   "models": models, "upstream_runs": [u["run_id"] for u in upstream],
-                   "failed_or_warned": [{k: r[k] for k in ("component", "partition_key", "check", "outcome", "run_id")}
-                                        for r in issues]},
-        "generated_at": now_utc().isoformat(), "lakehouse": lake.settings.home,
-        "sections": sections, "built_from": {"chain_heads": heads},
-    }
+
+
+def _question_section(question: _Question, selected: pa.Table, writers: list[str], max_rows: int) -> dict[str, Any]:
+    shown = [c for c in selected.column_names if c not in RESERVED_COLUMNS] + [RUN_ID_COLUMN]
+    decisions = [plain(r) for r in selected.select(shown).slice(0, max_rows).to_pylist()]
+    as_of = question.as_of
+    return {"id": "question", "title": "The question",
+            "proves": "Exactly which decisions are explained: the rows of the table version named here that match "
+                      "the predicate, with the runs that wrote them.",
+            "facts": [["table", f"{question.table}@v{question.version}" + (f" (as of {as_of})" if as_of is not None
+                                                                           else " (newest version)")],
+                      ["predicate", question.where], ["rows selected", str(selected.num_rows)],
+                      ["written by", ", ".join(writers)]],
+            "tables": [table(f"The decisions (first {min(max_rows, selected.num_rows)} of {selected.num_rows} rows)",
+                             shown, decisions)]}
+
+
+def _model_section(models: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "model", "title": "Model and training data",
+            "proves": "Which model version produced these rows - the version each writing run recorded loading - "
+                      "the run that registered it and the training set version it learned from.",
+            "facts": [["model versions", ", ".join(m["model"] for m in models) or "none"]],
+            "tables": [table("Models upstream", ["model", "trained_on", "registered_by", "trained_at",
+                                                 "mlflow_run_id", "used_by_runs"], models)]}
+
+
+def _lineage_section(result: TraceResult, upstream: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "lineage", "title": "Every upstream run and its exact inputs",
+            "proves": "Every run the rows descend from, found row by row through the declared keys and through the "
+                      "model's registration, each with the exact table versions, partitions and model versions it "
+                      "read.",
+            "facts": [["upstream runs", str(len(upstream))], ["edges", str(len(result.edges))]],
+            "figures": [_figure(result)],
+            "tables": [table("Upstream runs (depth 0 wrote the decisions)", ["depth", "component", "partition_key",
+                                                                             "status", "output", "rows_in_answer",
+                                                                             "exact_inputs", "code", "failed_checks",
+                                                                             "run_id"], upstream)]}
+
+
+def _features_section(feature_tables: list[dict[str, Any]], reads: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "features", "title": "What the model saw",
+            "proves": "The input rows the model scored for these decisions, read from the table versions the "
+                      "scoring runs pinned (not today's data).",
+            "facts": [["reads", "; ".join(f"{r['input']} by {r['run_id']}: {r['rows_found']} rows for "
+                                          f"{r['rows_selected']} keys ({r['keys']})" for r in reads) or
+                      "no keyed input on the model-loading runs"]],
+            "tables": feature_tables}
+
+
+def _checks_section(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    bad_runs = sorted({r["run_id"] for r in issues})
+    return {"id": "checks", "title": "Failed or warned upstream",
+            "proves": "Every declared test that failed or warned on any run these decisions descend from.",
+            "facts": [["failed", str(sum(r["outcome"] == "failed" for r in issues))],
+                      ["warned", str(sum(r["outcome"] == "warned" for r in issues))],
+                      ["runs with issues", ", ".join(bad_runs) or "none"]],
+            "tables": [table("Declared tests that failed or warned", ["depth", "component", "partition_key", "check",
+                                                                      "outcome", "blocking", "observed", "threshold",
+                                                                      "run_id", "runbook"], issues)]}
+
+
+def _integrity_section(heads: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "integrity", "title": "Integrity",
+            "proves": "Which records the answer was read from: the head of every audit chain when it was built "
+                      "(`tracelake audit verify` re-checks the chains).",
+            "tables": [table("Audit chain heads", ["table", "journal_id", "records", "chain_seq", "record_hash"],
+                             heads)]}
 
 
 def _figure(result: TraceResult) -> dict[str, Any]:

@@ -52,12 +52,17 @@ def figure_dot(figure: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def dot_version() -> str:
+def _dot() -> str:
+    """The path of Graphviz ``dot``, or the clear message saying how to install it."""
     exe = shutil.which("dot")
     if exe is None:
         raise ReportToolMissing("Graphviz `dot` is not installed, so the lineage graph cannot be laid out; "
                                 "run ./install.sh (it installs the Debian package graphviz)")
-    out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=30)
+    return exe
+
+
+def dot_version() -> str:
+    out = subprocess.run([_dot(), "-V"], capture_output=True, text=True, timeout=30)
     return (out.stderr or out.stdout).strip()
 
 
@@ -85,9 +90,7 @@ def figure_svg(figure: dict[str, Any]) -> str:
 
     Without a ``rankdir`` the graph is laid out left-to-right and top-to-bottom, and the layout
     that needs the least shrinking to fit a page is kept - labels stay readable in the PDF."""
-    exe = shutil.which("dot")
-    if exe is None:
-        dot_version()  # raises the clear message
+    exe = _dot()
     if figure.get("rankdir"):
         svg = _layout(exe, figure)
     else:

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,7 +180,7 @@ def report_id_in(path: Path) -> str | None:
             from pypdf import PdfReader
 
             reader = PdfReader(str(path), strict=False)
-            meta = reader.metadata or {}
+            meta: Mapping[str, Any] = reader.metadata or {}
             text = " ".join(str(v) for v in meta.values())
             if not _ID.search(text.encode()):
                 text += " ".join((p.extract_text() or "") for p in reader.pages[:1])

@@ -24,8 +24,9 @@ from tracelake.monitors.compliance.common import (
     quarantine_rows,
     table,
 )
+from tracelake.monitors.compliance.drift_verdicts import drift_rows_for
 from tracelake.monitors.compliance.integrity import integrity_checks, integrity_section
-from tracelake.monitors.compliance.model_report import drift_rows_for, lineage_figure
+from tracelake.monitors.compliance.lineage_graph import lineage_figure
 from tracelake.monitors.compliance.records import Records, ReportInputError, now_utc
 
 __all__ = ["alerts_opened_in", "build_period_report", "parse_period", "runs_in_period"]
@@ -182,92 +183,123 @@ def build_period_report(records: Records, start: str | date, end: str | date, *,
     issues = check_issue_rows(checks)
     alerts = alerts_opened_in(records, first, last)
     sections = [
-        {"id": "scope", "title": "Scope",
-         "proves": "Which records this report counts: every component run whose data belongs to the period "
-                   "(partition day, else start day), every alert opened in it and every drift verdict on its days.",
-         "facts": [["period", f"{first} .. {last} (inclusive, UTC days of the data)"],
-                   ["records cover", f"{days[0]} .. {days[-1]}"],
-                   ["complete", "yes" if complete else f"no: the newest data is of {days[-1]}; a later issue of this "
-                                                       "period may count more runs"],
-                   ["runs in the period", str(len(run_ids))]]},
-        {"id": "models", "title": "Models served",
-         "proves": "Which model versions produced outputs in the period - the versions the serving runs recorded "
-                   "loading - how much they scored, and what each was trained on.",
-         "facts": [["model versions", str(len(models))]],
-         "tables": [table("Models in service", ["model", "serving_runs", "succeeded", "first_day", "last_day",
-                                                "rows_scored", "components", "trained_on", "registered_by"], models)]},
-        {"id": "runs", "title": "Runs per component",
-         "proves": "Every recorded component run of the period and how it ended; a run killed mid-way is recorded "
-                   "as abandoned, never lost or counted as succeeded.",
-         "facts": [["runs", f"{len(run_ids)}: " + ", ".join(f"{v} {k}" for k, v in totals.items() if v)]],
-         "figures": [_period_figure(records, run_ids)] if run_ids else [],
-         "tables": [table("Runs per component", ["component", "runs", *_STATUSES, "first_day", "last_day",
-                                                 "median_seconds", "rows_written"], runs_rows),
-                    table("Runs that failed or were abandoned", ["day", "component", "partition_key", "status",
-                                                                 "error", "run_id"], _failed_runs(records, run_ids))]},
-        {"id": "checks", "title": "Declared tests",
-         "proves": "Every declared test evaluated on the period's runs, and each one that failed or warned with its "
-                   "observed value, threshold and runbook; rows set aside by quarantining tests.",
-         "facts": [["results", f"{len(checks)} evaluated, {sum(r['outcome'] == 'failed' for r in issues)} failed, "
-                               f"{sum(r['outcome'] == 'warned' for r in issues)} warned"]],
-         "tables": [table("Failed and warned", ["component", "partition_key", "check", "outcome", "blocking",
-                                                "observed", "threshold", "failing_rows", "run_id", "runbook"], issues),
-                    table("Every declared test (counts of results)", ["component", "check", "evaluated", "passed",
-                                                                      "failed", "warned", "severity", "blocking"],
-                          check_summary_rows(checks)),
-                    table("Quarantined, rejected and missing input", ["component", "partition_key",
-                                                                      "quarantined_rows", "quarantine",
-                                                                      "rejected_rows", "rejected",
-                                                                      "missing_input_partitions", "run_id"],
-                          quarantine_rows(records, run_ids))]},
-        {"id": "alerts", "title": "Alerts",
-         "proves": "Every alert opened in the period, how it was handled (acknowledged, resolved, by whom) and "
-                   "the runbook it pointed to.",
-         "facts": [["alerts opened", f"{len(alerts)} ("
-                    + (", ".join(f"{v} {k}" for k, v in pd.Series([a['status'] for a in alerts]).value_counts().items())
-                       if alerts else "none") + ")"]],
-         "tables": [table("Alerts opened in the period", ALERT_COLUMNS, alerts)]},
+        _scope_section(first, last, days, complete, run_ids),
+        _models_section(models),
+        _runs_section(records, run_ids, runs_rows, totals),
+        _checks_section(records, run_ids, checks, issues),
+        _alerts_section(alerts),
         _drift(records, first, last),
     ]
+    # The recorded retention checks are read before integrity_checks runs: it records checks of its own.
     retention_rows = _retention(records, first, last)
     checks_now = integrity_checks(records) if integrity else None
     heads = records.chain_heads()
-    retention = {"id": "retention", "title": "Retention",
-                 "proves": "That the history of every table is kept for the configured horizon and its oldest "
-                           "version still reads and matches the audit; the checks recorded during the period.",
-                 "facts": [["horizon", f"{records.lake.settings.retention_days} days "
-                                       "(delta.logRetentionDuration and delta.deletedFileRetentionDuration)"]],
-                 "tables": [table("Retention checks recorded in the period", ["table", "checks", "failed",
-                                                                              "last_checked", "last_problems"],
-                                  retention_rows)]}
-    if checks_now is not None:
-        rv = checks_now["retention_verify"]
-        retention["facts"].append(["verified now", f"{'OK' if rv['ok'] else 'PROBLEMS'}: {rv['tables']} tables"])
-    sections.append(retention)
+    sections.append(_retention_section(records, retention_rows, checks_now))
     if checks_now is not None:
         sections.append(integrity_section(checks_now, heads))
-    subject = f"{first}..{last}"
+    failed = sum(r["outcome"] == "failed" for r in issues)
+    warned = sum(r["outcome"] == "warned" for r in issues)
     return {
         "kind": "period",
         "title": f"Period report: {first} to {last}",
         "subject": {"from": first.isoformat(), "to": last.isoformat()},
-        "summary": [["period", subject + ("" if complete else f" (data through {days[-1]})")],
+        "summary": [["period", f"{first}..{last}" + ("" if complete else f" (data through {days[-1]})")],
                     ["models served", ", ".join(m["model"] for m in models) or "none"],
                     ["runs", f"{len(run_ids)} ({totals['failed']} failed, {totals['abandoned']} abandoned)"],
-                    ["declared tests", f"{sum(r['outcome'] == 'failed' for r in issues)} failed, "
-                                       f"{sum(r['outcome'] == 'warned' for r in issues)} warned"],
+                    ["declared tests", f"{failed} failed, {warned} warned"],
                     ["alerts opened", str(len(alerts))]],
         "counts": {"runs": len(run_ids), "runs_by_status": totals,
                    "runs_by_component": {r["component"]: r["runs"] for r in runs_rows},
-                   "checks_evaluated": len(checks),
-                   "checks_failed": sum(r["outcome"] == "failed" for r in issues),
-                   "checks_warned": sum(r["outcome"] == "warned" for r in issues),
+                   "checks_evaluated": len(checks), "checks_failed": failed, "checks_warned": warned,
                    "alerts_opened": len(alerts)},
         "generated_at": now_utc().isoformat(),
         "lakehouse": records.lake.settings.home,
         "sections": sections,
         "built_from": {"chain_heads": heads},
     }
+
+
+def _scope_section(first: date, last: date, days: list[date], complete: bool, run_ids: list[str]) -> dict[str, Any]:
+    return {"id": "scope", "title": "Scope",
+            "proves": "Which records this report counts: every component run whose data belongs to the period "
+                      "(partition day, else start day), every alert opened in it and every drift verdict on its "
+                      "days.",
+            "facts": [["period", f"{first} .. {last} (inclusive, UTC days of the data)"],
+                      ["records cover", f"{days[0]} .. {days[-1]}"],
+                      ["complete", "yes" if complete else f"no: the newest data is of {days[-1]}; a later issue of "
+                                                          "this period may count more runs"],
+                      ["runs in the period", str(len(run_ids))]]}
+
+
+def _models_section(models: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "models", "title": "Models served",
+            "proves": "Which model versions produced outputs in the period - the versions the serving runs "
+                      "recorded loading - how much they scored, and what each was trained on.",
+            "facts": [["model versions", str(len(models))]],
+            "tables": [table("Models in service", ["model", "serving_runs", "succeeded", "first_day", "last_day",
+                                                   "rows_scored", "components", "trained_on", "registered_by"],
+                             models)]}
+
+
+def _runs_section(records: Records, run_ids: list[str], runs_rows: list[dict[str, Any]],
+                  totals: dict[str, int]) -> dict[str, Any]:
+    return {"id": "runs", "title": "Runs per component",
+            "proves": "Every recorded component run of the period and how it ended; a run killed mid-way is "
+                      "recorded as abandoned, never lost or counted as succeeded.",
+            "facts": [["runs", f"{len(run_ids)}: " + ", ".join(f"{v} {k}" for k, v in totals.items() if v)]],
+            "figures": [_period_figure(records, run_ids)] if run_ids else [],
+            "tables": [table("Runs per component", ["component", "runs", *_STATUSES, "first_day", "last_day",
+                                                    "median_seconds", "rows_written"], runs_rows),
+                       table("Runs that failed or were abandoned", ["day", "component", "partition_key", "status",
+                                                                    "error", "run_id"],
+                             _failed_runs(records, run_ids))]}
+
+
+def _checks_section(records: Records, run_ids: list[str], checks: pd.DataFrame,
+                    issues: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "checks", "title": "Declared tests",
+            "proves": "Every declared test evaluated on the period's runs, and each one that failed or warned with "
+                      "its observed value, threshold and runbook; rows set aside by quarantining tests.",
+            "facts": [["results", f"{len(checks)} evaluated, {sum(r['outcome'] == 'failed' for r in issues)} failed, "
+                                  f"{sum(r['outcome'] == 'warned' for r in issues)} warned"]],
+            "tables": [table("Failed and warned", ["component", "partition_key", "check", "outcome", "blocking",
+                                                   "observed", "threshold", "failing_rows", "run_id", "runbook"],
+                             issues),
+                       table("Every declared test (counts of results)", ["component", "check", "evaluated",
+                                                                         "passed", "failed", "warned", "severity",
+                                                                         "blocking"],
+                             check_summary_rows(checks)),
+                       table("Quarantined, rejected and missing input", ["component", "partition_key",
+                                                                         "quarantined_rows", "quarantine",
+                                                                         "rejected_rows", "rejected",
+                                                                         "missing_input_partitions", "run_id"],
+                             quarantine_rows(records, run_ids))]}
+
+
+def _alerts_section(alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    by_status = (", ".join(f"{v} {k}" for k, v in pd.Series([a['status'] for a in alerts]).value_counts().items())
+                 if alerts else "none")
+    return {"id": "alerts", "title": "Alerts",
+            "proves": "Every alert opened in the period, how it was handled (acknowledged, resolved, by whom) and "
+                      "the runbook it pointed to.",
+            "facts": [["alerts opened", f"{len(alerts)} (" + by_status + ")"]],
+            "tables": [table("Alerts opened in the period", ALERT_COLUMNS, alerts)]}
+
+
+def _retention_section(records: Records, retention_rows: list[dict[str, Any]],
+                       checks_now: dict[str, Any] | None) -> dict[str, Any]:
+    facts = [["horizon", f"{records.lake.settings.retention_days} days "
+                         "(delta.logRetentionDuration and delta.deletedFileRetentionDuration)"]]
+    if checks_now is not None:
+        rv = checks_now["retention_verify"]
+        facts.append(["verified now", f"{'OK' if rv['ok'] else 'PROBLEMS'}: {rv['tables']} tables"])
+    return {"id": "retention", "title": "Retention",
+            "proves": "That the history of every table is kept for the configured horizon and its oldest "
+                      "version still reads and matches the audit; the checks recorded during the period.",
+            "facts": facts,
+            "tables": [table("Retention checks recorded in the period", ["table", "checks", "failed",
+                                                                         "last_checked", "last_problems"],
+                             retention_rows)]}
 
 
 def _period_figure(records: Records, run_ids: list[str]) -> dict[str, Any]:

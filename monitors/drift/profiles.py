@@ -227,36 +227,11 @@ def profile_pandas(frame: pd.DataFrame, spec: ProfileSpec) -> list[Profile]:
     with ``np.bincount``, so cost grows with rows, not with windows x slices."""
     if frame.empty:
         return []
-    rows = len(frame)
-    if spec.time_column is not None and GRANULARITY_SECONDS[spec.granularity]:
-        seconds = GRANULARITY_SECONDS[spec.granularity]
-        # Arrow batches carry microseconds, pandas frames nanoseconds: normalise the unit first.
-        ts = pd.to_datetime(frame[spec.time_column], utc=True).dt.as_unit("ns")
-        # Rows without a time land in the "no window" bucket (None) rather than being dropped.
-        epoch = ts.fillna(pd.Timestamp(0, tz="UTC")).astype("int64") // 10**9 // seconds * seconds
-        window = np.where(ts.notna().to_numpy(), epoch.to_numpy(), -1)
-    else:
-        window = np.full(rows, -1, dtype=np.int64)
-    win_codes, win_values = _codes(window)
-    slicings = [(ALL, np.zeros(rows, dtype=np.int64), np.array([ALL], dtype=object))]
-    for s in spec.slices:
-        codes, names = _factorize(frame[s])
-        if (codes < 0).any():                   # a null slice value is its own slice, "null"
-            codes = np.where(codes < 0, len(names), codes)
-            names = [*names, "null"]
-        slicings.append((s, codes.astype(np.int64), np.asarray(names, dtype=object)))
-    numeric = {}
-    for c in spec.columns:
-        if c.kind == "numeric":
-            col = frame[c.name]
-            values = (col.to_numpy(dtype=float, na_value=np.nan) if pd.api.types.is_numeric_dtype(col)
-                      else pd.to_numeric(col, errors="coerce").to_numpy(dtype=float))
-            ok = np.isfinite(values)            # NaN, None and +-inf are all nulls here
-            v = values[ok]
-            numeric[c.name] = (ok, v, _bins(v, c))
+    win_codes, win_values = _codes(_windows(frame, spec))
+    numeric = {c.name: _numeric_values(frame[c.name], c) for c in spec.columns if c.kind == "numeric"}
     categorical = {c.name: _factorize(frame[c.name]) for c in spec.columns if c.kind == "categorical"}
     out: list[Profile] = []
-    for slice_key, slice_codes, slice_values in slicings:
+    for slice_key, slice_codes, slice_values in _slicings(frame, spec):
         combined = win_codes * len(slice_values) + slice_codes
         codes, pairs = _codes(combined)
         n = len(pairs)
@@ -264,42 +239,87 @@ def profile_pandas(frame: pd.DataFrame, spec: ProfileSpec) -> list[Profile]:
         for col in spec.columns:
             profs = [Profile(col.name, col.kind, None if w == -1 else int(w), slice_key, str(sv)) for w, sv in groups]
             if col.kind == "numeric":
-                ok, v, binned = numeric[col.name]
-                g = codes[ok]
-                counts = np.bincount(g, minlength=n)
-                nulls = np.bincount(codes[~ok], minlength=n)
-                sums = np.bincount(g, weights=v, minlength=n)
-                centred = v - col.center
-                sqs = np.bincount(g, weights=centred * centred, minlength=n)
-                width = col.bins + 2
-                hist = np.bincount(g * width + binned, minlength=n * width).reshape(n, width)
-                mins, maxs = _group_min_max(g, v, n)
-                for k, prof in enumerate(profs):
-                    prof.count, prof.nulls = int(counts[k]), int(nulls[k])
-                    prof.sum, prof.sum_sq = float(sums[k]), float(sqs[k])
-                    if counts[k]:
-                        prof.min, prof.max = float(mins[k]), float(maxs[k])
-                    prof.hist = hist[k].astype(np.int64)
-                    prof.center = col.center
+                _fill_numeric(profs, col, numeric[col.name], codes, n)
             else:
-                value_codes, names = categorical[col.name]
-                present = value_codes >= 0
-                k_values = max(len(names), 1)
-                nulls = np.bincount(codes[~present], minlength=n)
-                table = np.bincount(codes[present] * k_values + value_codes[present],
-                                    minlength=n * k_values).reshape(n, k_values)
-                known = set(col.categories)
-                for k, prof in enumerate(profs):
-                    row = table[k]
-                    prof.nulls = int(nulls[k])
-                    prof.count = int(row.sum())
-                    cats = {names[i]: int(row[i]) for i in np.flatnonzero(row) if names[i] in known}
-                    extra = sorted(((names[i], int(row[i])) for i in np.flatnonzero(row) if names[i] not in known),
-                                   key=lambda kv: -kv[1])
-                    cats.update(extra[: spec.top_k])
-                    prof.categories, prof.other = cats, sum(c for _, c in extra[spec.top_k:])
+                _fill_categorical(profs, col, categorical[col.name], codes, n, spec.top_k)
             out.extend(profs)
     return out
+
+
+def _windows(frame: pd.DataFrame, spec: ProfileSpec) -> np.ndarray:
+    """Per row, the epoch second its window starts at (-1: no window, or no time)."""
+    rows = len(frame)
+    if spec.time_column is None or not GRANULARITY_SECONDS[spec.granularity]:
+        return np.full(rows, -1, dtype=np.int64)
+    seconds = GRANULARITY_SECONDS[spec.granularity]
+    # Arrow batches carry microseconds, pandas frames nanoseconds: normalise the unit first.
+    ts = pd.to_datetime(frame[spec.time_column], utc=True).dt.as_unit("ns")
+    # Rows without a time land in the "no window" bucket (None) rather than being dropped.
+    epoch = ts.fillna(pd.Timestamp(0, tz="UTC")).astype("int64") // 10**9 // seconds * seconds
+    return np.where(ts.notna().to_numpy(), epoch.to_numpy(), -1)
+
+
+def _slicings(frame: pd.DataFrame, spec: ProfileSpec) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(slice key, per-row slice code, slice values): the whole table first, then each slice column."""
+    rows = len(frame)
+    slicings = [(ALL, np.zeros(rows, dtype=np.int64), np.array([ALL], dtype=object))]
+    for s in spec.slices:
+        codes, names = _factorize(frame[s])
+        if (codes < 0).any():                   # a null slice value is its own slice, "null"
+            codes = np.where(codes < 0, len(names), codes)
+            names = [*names, "null"]
+        slicings.append((s, codes.astype(np.int64), np.asarray(names, dtype=object)))
+    return slicings
+
+
+def _numeric_values(col: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(finite mask per row, the finite values, their bins)."""
+    values = (col.to_numpy(dtype=float, na_value=np.nan) if pd.api.types.is_numeric_dtype(col)
+              else pd.to_numeric(col, errors="coerce").to_numpy(dtype=float))
+    ok = np.isfinite(values)            # NaN, None and +-inf are all nulls here
+    v = values[ok]
+    return ok, v, _bins(v, spec)
+
+
+def _fill_numeric(profs: list[Profile], col: ColumnSpec, numeric: tuple[np.ndarray, np.ndarray, np.ndarray],
+                  codes: np.ndarray, n: int) -> None:
+    ok, v, binned = numeric
+    g = codes[ok]
+    counts = np.bincount(g, minlength=n)
+    nulls = np.bincount(codes[~ok], minlength=n)
+    sums = np.bincount(g, weights=v, minlength=n)
+    centred = v - col.center
+    sqs = np.bincount(g, weights=centred * centred, minlength=n)
+    width = col.bins + 2
+    hist = np.bincount(g * width + binned, minlength=n * width).reshape(n, width)
+    mins, maxs = _group_min_max(g, v, n)
+    for k, prof in enumerate(profs):
+        prof.count, prof.nulls = int(counts[k]), int(nulls[k])
+        prof.sum, prof.sum_sq = float(sums[k]), float(sqs[k])
+        if counts[k]:
+            prof.min, prof.max = float(mins[k]), float(maxs[k])
+        prof.hist = hist[k].astype(np.int64)
+        prof.center = col.center
+
+
+def _fill_categorical(profs: list[Profile], col: ColumnSpec, categorical: tuple[np.ndarray, list[str]],
+                      codes: np.ndarray, n: int, top_k: int) -> None:
+    value_codes, names = categorical
+    present = value_codes >= 0
+    k_values = max(len(names), 1)
+    nulls = np.bincount(codes[~present], minlength=n)
+    table = np.bincount(codes[present] * k_values + value_codes[present],
+                        minlength=n * k_values).reshape(n, k_values)
+    known = set(col.categories)
+    for k, prof in enumerate(profs):
+        row = table[k]
+        prof.nulls = int(nulls[k])
+        prof.count = int(row.sum())
+        cats = {names[i]: int(row[i]) for i in np.flatnonzero(row) if names[i] in known}
+        extra = sorted(((names[i], int(row[i])) for i in np.flatnonzero(row) if names[i] not in known),
+                       key=lambda kv: -kv[1])
+        cats.update(extra[:top_k])
+        prof.categories, prof.other = cats, sum(c for _, c in extra[top_k:])
 
 
 def merge(profiles: Iterable[Profile], *, window: str | None = None, top_k: int = 10_000) -> list[Profile]:

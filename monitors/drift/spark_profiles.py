@@ -111,7 +111,8 @@ def _records(df: DataFrame, spec: ProfileSpec) -> DataFrame:
         if col.kind == "numeric":
             v = F.col(f"v{j}")
             d = v - F.lit(col.center)
-            cells.append((j, _bin(v, *col.bounds(), col.bins), no_text, v, d * d))
+            lo, hi = col.bounds()
+            cells.append((j, _bin(v, lo, hi, col.bins), no_text, v, d * d))
         else:
             cells.append((j, F.lit(None).cast("int"), F.col(f"k{j}"), no_value, no_value))
     if not spec.slices:   # the whole-table slice only: no slice fields, fewer and narrower keys
