@@ -125,7 +125,11 @@ def test_a_failing_or_hanging_backend_leaves_the_pipeline_as_it_was(tmp_path, sp
         elapsed, results = outcomes[mode]
         assert results == outcomes["ok"][1]                        # the same runs, the same outputs
         assert elapsed < base * 1.5 + 2.0, (mode, elapsed, base)   # no backend timeout on the run's path
-        assert max(listener_ms[mode]) < 20, listener_ms[mode]
+        # On the run's thread: a call that waited for the backend would take its 1 s timeout;
+        # 250 ms leaves room for a GIL or scheduler stall on a loaded machine (one took 56 ms at
+        # load 9), and the typical call stays at the benchmark's figure (well under 20 ms).
+        assert max(listener_ms[mode]) < 250, listener_ms[mode]
+        assert sorted(listener_ms[mode])[len(listener_ms[mode]) // 2] < 20, listener_ms[mode]
     # What the failing backends did not take waits in the outbox, and goes out once the backend is back.
     backend.mode, backend.events = "ok", []
     for mode in ("500", "hang"):
