@@ -1,4 +1,4 @@
-from tracelake.lineage.record.redact import REDACTED, is_secret_key, redact_mapping, scrub_text
+from tracelake.lineage.record.redact import REDACTED, is_secret_key, redact_mapping, redact_record, scrub_text
 
 
 def test_secret_keys_are_redacted_but_data_keys_are_not():
@@ -22,3 +22,20 @@ def test_secret_values_seen_once_are_scrubbed_from_any_later_text():
 def test_key_classification():
     assert [is_secret_key(k) for k in ["apiKey", "clientSecret", "key", "sessionToken", "monkey", "keys_to_join"]] == [
         True, True, True, True, False, False]
+
+
+def test_tracelake_ids_are_never_taken_for_credentials():
+    # An id minted in the second whose clock characters spell "A3T" matches detect-secrets' AWS
+    # key pattern (A3T[A-Z0-9] + 16): a test run recorded a whole batch of metric ids as 01M8B***G.
+    from tracelake.lineage.record.runid import _ALPHABET, new_run_id
+
+    ms = 0
+    for ch in "01M8BA3T00":
+        ms = ms * 32 + _ALPHABET.index(ch)
+    ids = [new_run_id(ms + i) for i in range(50)]
+    assert all(scrub_text(i) == i for i in ids)
+    assert redact_record({"metric_id": ids[0], "run_id": ids[1]}) == {"metric_id": ids[0], "run_id": ids[1]}
+    # beside a real credential, the id stays and the credential goes
+    assert scrub_text(f"run {ids[2]} used AKIAIOSFODNN7EXAMPLE") == f"run {ids[2]} used ***"
+    # the same prefixes in the random part (ACCA, AGPA, APKA ...) are ids too
+    assert scrub_text("01M8BAAMRRAGPA6E6ZYZAAR0DN") == "01M8BAAMRRAGPA6E6ZYZAAR0DN"
