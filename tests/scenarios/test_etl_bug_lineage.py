@@ -178,10 +178,10 @@ def test_a_warm_walker_answers_repeated_questions_without_opening_a_table_again(
     # table is seen - tests/lineage/query/test_slices.py) and every snapshot is memory.
     assert opened == []
     # A cold walker gets the same answer, still without replaying upstream tables' logs: each hop
-    # reads the files its run recorded (only the root's newest version is resolved).
+    # reads the files its run recorded (only the root's snapshot is opened, once).
     cold = trace(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}'")
     assert set(cold.nodes) == set(first.nodes) and cold.rows == first.rows
-    assert opened == [lake.layout.table("tip_predictions")] * 2
+    assert opened == [lake.layout.table("tip_predictions")]
 
 
 def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(etl_bug_scenario, record_of, tmp_path, capsys):
