@@ -131,6 +131,16 @@ def wipe_demo(home: str) -> None:
     anchor_store(home).retire()
 
 
+def set_aside_stale_anchors(home: str, say: bool = True) -> None:
+    """Before a new demo in an empty folder: a lakehouse deleted by hand at this path (a re-cloned
+    checkout) left its signed chain heads behind, and the new demo's verify would report them as
+    records deleted from it. They are set aside - kept, renamed - and the user is told where."""
+    retired = anchor_store(home).retire()
+    if retired is not None and say:
+        print(f"tracelake: anchors of an earlier lakehouse at {home} (no longer there) set aside in {retired}",
+              file=sys.stderr)
+
+
 def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
              instance: dg.DagsterInstance | None = None, progress: bool = True,
              on_day: Callable[[DayResult], None] | None = None,
@@ -143,6 +153,7 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
     if fresh:
         wipe_demo(home)
     state = _load_state(home)
+    new_lakehouse = state is None
     wanted = asdict(config)
     if state is not None:
         _check_continuation(home, state, wanted)
@@ -157,6 +168,8 @@ def run_demo(home: str, days: int, config: DemoConfig, *, fresh: bool = False,
     last = first + timedelta(days=days - 1)
     if last >= date.today():
         raise CliError(f"the simulation would reach {last}, which is not in the past; use fewer --days")
+    if new_lakehouse:   # no demo and no data here (refused above otherwise)
+        set_aside_stale_anchors(home, progress)
 
     instance = instance or dg.DagsterInstance.get()
     with demo_environment(home, config):

@@ -26,3 +26,23 @@ def test_audit_maintenance_abandons_dead_runs_flushes_and_compacts(home, spark):
     runs = lake.store.component_runs()
     assert list(runs["status"]) == ["abandoned"] and not lake.journal.open_runs()
     assert DeltaTable(lake.store.path(COMPONENT_RUNS)).to_pyarrow_table().num_rows == 1  # flushed
+
+
+def test_a_new_demo_sets_aside_the_anchors_of_a_lakehouse_deleted_at_its_path(tmp_path, monkeypatch, capsys):
+    # A re-cloned checkout: ./lakehouse was deleted with the old clone, its signed heads were not,
+    # and the new demo's verify reported "anchored position ... is gone (records deleted)".
+    from tracelake.jobs.demo import set_aside_stale_anchors
+    from tracelake.lineage.record.anchors import anchor_store
+
+    monkeypatch.setenv("TRACELAKE_ANCHOR_DIR", str(tmp_path / "anchors"))
+    home = str(tmp_path / "lakehouse")
+    store = anchor_store(home)
+    store.note("component_runs", "j1", 136, "ab" * 32)
+    old = store.path.read_text()
+    set_aside_stale_anchors(home)
+    assert not store.path.exists() and list(anchor_store(home).anchors()) == []
+    kept = [p for p in (tmp_path / "anchors").iterdir() if ".retired-" in p.name]
+    assert [p.read_text() for p in kept] == [old]                     # kept, never removed
+    assert f"set aside in {kept[0]}" in capsys.readouterr().err
+    set_aside_stale_anchors(home)                                      # nothing left: nothing said
+    assert capsys.readouterr().err == ""
