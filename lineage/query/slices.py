@@ -20,6 +20,7 @@ from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
+from tracelake.lineage.settings import is_local_uri
 
 __all__ = ["SliceError", "SliceReader", "TableAt", "filter_keys", "key_strings", "plain_strings", "resolve_as_of"]
 
@@ -109,14 +110,7 @@ class SliceReader:
         """
         path = self.layout.table(table)
         if as_of is None or isinstance(as_of, int):
-            # The newest version from the log's listing (a few file stats locally), then the
-            # snapshot opened once per version: a service or notebook asking about the same table
-            # again reuses it - opening a table of ~26,000 files costs ~0.5 s every time.
-            from tracelake.lineage.record import delta_meta
-
-            latest = delta_meta.latest_version(path)
-            if latest is None:
-                raise _no_table(table, path)
+            latest = self._latest(table, path)
             if isinstance(as_of, int) and not 0 <= as_of <= latest:
                 raise SliceError(f"{table} has no version {as_of}: its versions are 0..{latest}")
             version = latest if as_of is None else as_of
@@ -134,6 +128,25 @@ class SliceReader:
         version = dt.version()
         self._tables[(path, version)] = dt
         return TableAt(table, path, version)
+
+    def _latest(self, table: str, path: str) -> int:
+        """The table's newest version. The snapshot is opened once per version, so a service or
+        notebook asking about the same table again reuses it (opening a table of ~26,000 files
+        costs ~0.5 s every time). On a local disk the newest version comes from the log's listing
+        (a few file stats); on an object store that listing costs an open, whose snapshot is kept."""
+        if is_local_uri(path):
+            from tracelake.lineage.record import delta_meta
+
+            latest = delta_meta.latest_version(path)
+            if latest is None:
+                raise _no_table(table, path)
+            return latest
+        try:
+            dt = DeltaTable(path)
+        except TableNotFoundError:
+            raise _no_table(table, path) from None
+        self._tables.setdefault((path, dt.version()), dt)
+        return dt.version()
 
     def _dt(self, path: str, version: int) -> DeltaTable:
         key = (path, version)
