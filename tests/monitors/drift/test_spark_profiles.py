@@ -92,6 +92,18 @@ def test_constant_and_all_null_columns(spark):
     assert (gone.count, gone.nulls, int(gone.hist.sum())) == (0, 500, 0)
 
 
+@pytest.mark.parametrize("windows", ["hour", "all"])
+def test_no_rows_no_profiles(spark, windows):
+    # Without keys the moments are a global aggregate, which answers a row even for no input;
+    # that row must not become a profile the pandas path does not make.
+    frame = _awkward(4)
+    spec = _spec(frame, time_column="ts", granularity="hour", slices=["zone"])
+    if windows == "all":
+        spec = whole_window(spec)
+    empty = spark.createDataFrame(frame).limit(0)
+    assert profile_spark(empty, spec) == merge(profile_pandas(frame.iloc[:0], spec)) == []
+
+
 def test_drift_statistics_are_the_same_either_way(spark):
     ref, cur = _awkward(2), _awkward(3).assign(x=lambda f: f["x"] + 4)
     spec = whole_window(_spec(ref))
