@@ -41,10 +41,11 @@ __all__ = [
     "DeclaredCheck",
     "check_result_rows",
     "evaluate_checks",
+    "mark_quarantine",
     "quarantine_counts",
     "quarantine_rules",
     "sanitized",
-    "split_quarantine",
+    "split_marked",
 ]
 
 VIOLATIONS_COLUMN = "_tl_violations"
@@ -218,29 +219,37 @@ def quarantine_rules(checks: Sequence[Any]) -> list[tuple[str, str]]:
     return out
 
 
-def split_quarantine(checks: Sequence[Any], df: DataFrame) -> tuple[DataFrame, DataFrame] | None:
-    """(rows that pass every quarantining test, rows that fail at least one, with the names of the
-    tests they fail in ``_tl_violations``), or None when no test quarantines."""
+def mark_quarantine(checks: Sequence[Any], df: DataFrame) -> DataFrame | None:
+    """``df`` with the names of the quarantining tests each row fails in ``_tl_violations``
+    (empty for a row that passes them all), or None when no test quarantines."""
     from pyspark.sql import functions as F
 
     rules = quarantine_rules(checks)
     if not rules:
         return None
     flags = [F.when(~F.coalesce(F.expr(f"({cond})"), F.lit(False)), F.lit(name)) for name, cond in rules]
-    marked = df.withColumn(VIOLATIONS_COLUMN, F.filter(F.array(*flags), lambda x: x.isNotNull()))
-    good = marked.where(F.size(VIOLATIONS_COLUMN) == 0).drop(VIOLATIONS_COLUMN)
-    bad = marked.where(F.size(VIOLATIONS_COLUMN) > 0)
-    return good, bad
+    return df.withColumn(VIOLATIONS_COLUMN, F.filter(F.array(*flags), lambda x: x.isNotNull()))
 
 
-def quarantine_counts(bad: DataFrame, rules: Sequence[str]) -> tuple[int, dict[str, int]]:
-    """(rows quarantined, rows failing each rule) in one pass - a row can fail several rules."""
+def split_marked(marked: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(rows that pass every quarantining test, rows that fail at least one - keeping the names
+    of the tests they fail) of a frame marked by :func:`mark_quarantine`."""
     from pyspark.sql import functions as F
 
-    exprs = [F.count(F.lit(1)).alias("__all")] + [
+    good = marked.where(F.size(VIOLATIONS_COLUMN) == 0).drop(VIOLATIONS_COLUMN)
+    return good, marked.where(F.size(VIOLATIONS_COLUMN) > 0)
+
+
+def quarantine_counts(marked: DataFrame, rules: Sequence[str]) -> tuple[int, int, dict[str, int]]:
+    """(rows, rows quarantined, rows failing each rule) of a marked frame in one pass - a row
+    can fail several rules."""
+    from pyspark.sql import functions as F
+
+    bad = F.size(VIOLATIONS_COLUMN) > 0
+    exprs = [F.count(F.lit(1)).alias("__all"), F.count_if(bad).alias("__bad")] + [
         F.sum(F.array_contains(VIOLATIONS_COLUMN, rule).cast("int")).alias(f"r{i}") for i, rule in enumerate(rules)]
-    row = bad.agg(*exprs).collect()[0]
-    return int(row["__all"]), {rule: int(row[f"r{i}"] or 0) for i, rule in enumerate(rules)}
+    row = marked.agg(*exprs).collect()[0]
+    return int(row["__all"]), int(row["__bad"]), {rule: int(row[f"r{i}"] or 0) for i, rule in enumerate(rules)}
 
 
 def check_result_rows(run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:

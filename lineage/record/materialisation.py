@@ -32,9 +32,10 @@ from tracelake.lineage.record.checks import (
     CheckContext,
     CheckResult,
     evaluate_checks,
+    mark_quarantine,
     quarantine_counts,
     quarantine_rules,
-    split_quarantine,
+    split_marked,
 )
 from tracelake.lineage.record.config_record import describe_config
 from tracelake.lineage.record.dagster_events import check_events, materialize_result
@@ -191,21 +192,38 @@ class Materialisation:
             # row count from the commit's statistics) - one Spark job and a cache fewer per run.
             return _Batch(df, produced)
         # Cached once: the tests, the quarantine split and the commit all read the same rows.
+        # Counting them first computes the function's rows, which is the component's own work.
         df = df.persist()
-        batch = _Batch(df, produced, cached=[df])
+        batch = _Batch(df, produced, cached=[df], rows=df.count())
         if self.spec.quarantines:
-            try:
-                halves = split_quarantine(self.spec.checks, df)
-            except Exception as exc:  # a rule names a column the output lacks (a schema break)
-                self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: "
-                                       f"{scrub_text(str(exc))}")
-                halves = None
-            if halves is not None:
-                batch.frame, batch.quarantine = halves
-                rules = [name for name, _ in quarantine_rules(self.spec.checks)]
-                batch.quarantined, batch.by_rule = quarantine_counts(batch.quarantine, rules)
-        batch.rows = batch.frame.count()
+            self._split_quarantine(batch)
         return batch
+
+    def _split_quarantine(self, batch: _Batch) -> None:
+        """Mark each row with the quarantining tests it fails, once: the marked rows are cached
+        too, so a test that needs a window (uniqueness keeps a key's first row) is evaluated
+        once, not again by the counts, the tests and each of the two commits."""
+        rules = [name for name, _ in quarantine_rules(self.spec.checks)]
+        marked = None
+        try:
+            marked = mark_quarantine(self.spec.checks, batch.frame)
+            if marked is not None:
+                marked = marked.persist()
+                total, batch.quarantined, batch.by_rule = quarantine_counts(marked, rules)
+        except Exception as exc:  # a rule names a column the output lacks (a schema break)
+            if marked is not None:
+                marked.unpersist()
+            self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: "
+                                   f"{scrub_text(str(exc))}")
+            return
+        if marked is None:
+            return
+        # The marked rows are loaded, so the function's rows are no longer needed in memory
+        # (Spark keeps a loaded cache that was built from an uncached one).
+        batch.release()
+        batch.cached = [marked]
+        batch.frame, batch.quarantine = split_marked(marked)
+        batch.rows = total - batch.quarantined
 
     # -- 5 -------------------------------------------------------------------------------------
     def evaluate_checks(self, run: ComponentRun, batch: _Batch) -> list[CheckResult]:
