@@ -67,11 +67,12 @@ def print_summary(home: str, result: dict[str, Any], dagster_home: Path, out=sys
     bad_day = bad_etl.iloc[0]["partition_key"] if len(bad_etl) else None
     db = Path(home) / "mlflow" / "mlflow.db"
     q = shlex.quote
+    mlflow_ui = f"MLFLOW_DISABLE_TELEMETRY=true .venv/bin/mlflow ui --backend-store-uri {q('sqlite:///' + str(db))} --port 5000"
     print(f"""
 Look at it:
   Dagster UI (asset graph, runs, metadata):   DAGSTER_HOME={q(str(dagster_home))} .venv/bin/dagster dev -w workspace.yaml
                                               (or: .venv/bin/tracelake ui)  then open http://127.0.0.1:3000
-  MLflow UI (one experiment per component):   .venv/bin/mlflow ui --backend-store-uri {q('sqlite:///' + str(db))} --port 5000
+  MLflow UI (one experiment per component):   {mlflow_ui}
   Latest prediction run, everything recorded: .venv/bin/tracelake run show {run_id}
   Runs of a component over time:              .venv/bin/tracelake history cleaned_trips
   Alerts and failed tests:                    .venv/bin/tracelake alerts --status all; .venv/bin/tracelake checks --failed

@@ -147,6 +147,9 @@ class MlflowLink:
         # Against a tracking server MLflow writes "View run ... at: URL" to stdout when a run ends,
         # which breaks `tracelake ... --json` (stdout is the answer); the URL is in the record.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # MLflow 3 reports usage to its maintainers' servers unless told not to. An audit store
+        # sends nothing anywhere unasked; a user who wants it sets MLFLOW_DISABLE_TELEMETRY=false.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         # Creates (or checks) the tracking and registry schemas: a few seconds once for a fresh
         # SQLite store, milliseconds afterwards.
