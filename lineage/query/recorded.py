@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,7 @@ from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.query.slices import filter_keys, plain_strings
 
-__all__ = ["RecordedFiles"]
+__all__ = ["FileCache", "RecordedFiles"]
 
 _WHOLE = None  # a foreign commit that touched the whole table (or its metadata)
 
@@ -56,11 +57,12 @@ class _TableFacts:
 class RecordedFiles:
     """Rows of a table version from the records' file lists (see the module docstring)."""
 
-    def __init__(self, index: AuditIndex, layout: Layout):
+    def __init__(self, index: AuditIndex, layout: Layout, *, cache_bytes: int = 128 * 1024 * 1024):
         self.index = index
         self.layout = layout
         self._facts: dict[str, _TableFacts] = {}
         self._schemas: dict[str, pa.Schema] = {}
+        self.cache = FileCache(cache_bytes)
 
     def rows(self, path: str, version: int, columns: Iterable[str], *, partitions: Sequence[str] | None = None,
              run_ids: Iterable[str] | None = None, key_columns: Sequence[str] | None = None,
@@ -160,8 +162,7 @@ class RecordedFiles:
             self._schemas[text] = _arrow_schema(text)
         return self._schemas[text]
 
-    @staticmethod
-    def _read(files: dict[str | None, list[str]], schema: pa.Schema, cols: list[str]) -> pa.Table | None:
+    def _read(self, files: dict[str | None, list[str]], schema: pa.Schema, cols: list[str]) -> pa.Table | None:
         """Read the files (only ``cols``); the partition column comes from the record, not the file."""
         in_files = [c for c in cols if c != PARTITION_COLUMN]
         file_schema = pa.schema([schema.field(c) for c in in_files])
@@ -169,8 +170,7 @@ class RecordedFiles:
         try:
             groups = files.items() if PARTITION_COLUMN in cols else [(None, [f for fs in files.values() for f in fs])]
             for value, paths in groups:
-                data = ds.dataset(paths, schema=file_schema, format="parquet").to_table(columns=in_files) \
-                    if paths else file_schema.empty_table()
+                data = self.cache.read(paths, file_schema) if paths else file_schema.empty_table()
                 if PARTITION_COLUMN in cols:
                     data = data.append_column(schema.field(PARTITION_COLUMN),
                                               pa.array([value] * data.num_rows, schema.field(PARTITION_COLUMN).type))
@@ -180,6 +180,52 @@ class RecordedFiles:
         if not parts:
             return pa.schema([schema.field(c) for c in cols]).empty_table()
         return pa.concat_tables(parts)
+
+
+class FileCache:
+    """The columns already read from each data file, kept for the walker's later questions.
+
+    A Delta data file never changes once a commit added it (a rewrite is a new file with a new
+    name), so what was read from a path stays true for as long as the process lives. Bounded by
+    bytes, least recently used first out: a warm walker answering question after question reads
+    each file once - the runs a trace or an impact passes through (a model's training data, the
+    days around an incident) are largely the same from one question to the next."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget = budget_bytes
+        self.used = 0
+        self.hits = 0       # files answered from memory
+        self._tables: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], pa.Table] = OrderedDict()
+
+    def read(self, paths: Sequence[str], file_schema: pa.Schema) -> pa.Table:
+        shape = tuple((f.name, str(f.type)) for f in file_schema)
+        found: dict[str, pa.Table] = {}
+        for p in paths:
+            table = self._tables.get((p, shape))
+            if table is not None:
+                self._tables.move_to_end((p, shape))
+                found[p] = table
+                self.hits += 1
+        missing = [p for p in paths if p not in found]
+        if missing:
+            # One scan of the unread files (pyarrow reads them in parallel), its batches sorted
+            # back to the file each came from, so each file is cached on its own.
+            batches: dict[str, list[pa.RecordBatch]] = {p: [] for p in missing}
+            scanner = ds.dataset(missing, schema=file_schema, format="parquet").scanner(columns=file_schema.names)
+            for tagged in scanner.scan_batches():
+                batches[tagged.fragment.path].append(tagged.record_batch)
+            for p in missing:
+                found[p] = self._keep((p, shape), pa.Table.from_batches(batches[p], schema=file_schema))
+        return pa.concat_tables([found[p] for p in paths]) if paths else file_schema.empty_table()
+
+    def _keep(self, key: tuple[str, tuple[tuple[str, str], ...]], table: pa.Table) -> pa.Table:
+        table = table.combine_chunks()
+        self._tables[key] = table
+        self.used += table.nbytes
+        while self.used > self.budget and len(self._tables) > 1:
+            _, old = self._tables.popitem(last=False)
+            self.used -= old.nbytes
+        return table
 
 
 def _what_changed(path: str, version: int) -> frozenset[str] | None:

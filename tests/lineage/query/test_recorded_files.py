@@ -149,6 +149,26 @@ def test_every_recorded_hop_reads_the_same_rows_both_ways(history):
     assert used >= 10  # src (before, during and after the rollback, partly replaced) and the compacted app
 
 
+def test_files_read_once_are_answered_from_memory_and_the_budget_holds(history):
+    index = LineageWalker(history.lake).index
+    roomy = RecordedFiles(index, history.lake.layout)
+    tight = RecordedFiles(index, history.lake.layout, cache_bytes=1)   # keeps one file at most
+    answers = []
+    for _ in range(2):
+        for rec in index.table.to_pylist():
+            for inp, run_ids in ((i, r) for i in rec["inputs"] or [] for r in (None, [rec["run_id"]])):
+                args = (inp["path"], inp["version"], ["key"])
+                a, b = (f.rows(*args, partitions=inp["partitions"], run_ids=run_ids) for f in (roomy, tight))
+                assert (a is None) == (b is None)
+                if a is not None:
+                    assert _sorted(a) == _sorted(b)
+                    answers.append(_sorted(a))
+    half = len(answers) // 2
+    assert half >= 10 and answers[:half] == answers[half:]
+    assert roomy.cache.hits >= half                  # the second pass read no file from disk
+    assert len(tight.cache._tables) == 1 and tight.cache.used == next(iter(tight.cache._tables.values())).nbytes
+
+
 def test_the_rolled_back_and_compacted_versions_come_from_the_recorded_files(history):
     index = LineageWalker(history.lake).index
     fast = RecordedFiles(index, history.lake.layout)
