@@ -92,6 +92,16 @@ def test_constant_and_all_null_columns(spark):
     assert (gone.count, gone.nulls, int(gone.hist.sum())) == (0, 500, 0)
 
 
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+def test_a_spec_of_one_kind_of_column(spark, kind):
+    # The job is a union of parts per kind: a spec without one kind has no such part.
+    frame = _awkward(5)
+    full = _spec(frame, time_column="ts", granularity="hour", slices=["zone"], top_k=50)
+    spec = ProfileSpec(tuple(c for c in full.columns if c.kind == kind), full.time_column, full.granularity,
+                       full.slices, full.top_k)
+    _assert_same(profile_spark(spark.createDataFrame(frame), spec), merge(profile_pandas(frame, spec), top_k=spec.top_k))
+
+
 @pytest.mark.parametrize("windows", ["hour", "all"])
 def test_no_rows_no_profiles(spark, windows):
     # Without keys the moments are a global aggregate, which answers a row even for no input;
