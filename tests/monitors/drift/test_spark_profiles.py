@@ -21,6 +21,7 @@ from tracelake.monitors.drift.profiles import (
     profile_spark,
     whole_window,
 )
+from tracelake.monitors.drift.spark_profiles import estimated_bytes, profile_spark_sql
 from tracelake.monitors.drift.statistics import compare_profiles
 
 N = 6_000
@@ -69,8 +70,9 @@ def _assert_same(spark_profiles, pandas_profiles) -> None:
             assert s.center == p.center
 
 
+@pytest.mark.parametrize("strategy", ["single", "split"])
 @pytest.mark.parametrize("windows", ["hour", "all"])
-def test_jvm_profiles_equal_pandas_profiles(spark, windows):
+def test_jvm_profiles_equal_pandas_profiles(spark, windows, strategy):
     frame = _awkward(1)
     # hourly groups are small (ties between new categories likely): no top_k cut there
     spec = _spec(frame, top_k=3 if windows == "all" else 50, time_column="ts", granularity="hour",
@@ -79,31 +81,35 @@ def test_jvm_profiles_equal_pandas_profiles(spark, windows):
         spec = whole_window(spec)
     sdf = spark.createDataFrame(frame).repartition(3)
     assert dict(sdf.dtypes)["y"] == "bigint" and dict(sdf.dtypes)["flag"] == "boolean"
-    _assert_same(profile_spark(sdf, spec), merge(profile_pandas(frame, spec), top_k=spec.top_k))
+    _assert_same(profile_spark_sql(sdf, spec, strategy=strategy), merge(profile_pandas(frame, spec), top_k=spec.top_k))
 
 
-def test_constant_and_all_null_columns(spark):
+@pytest.mark.parametrize("strategy", ["single", "split"])
+def test_constant_and_all_null_columns(spark, strategy):
     frame = pd.DataFrame({"x": np.full(500, 3.0), "gone": np.full(500, np.nan), "c": ["k"] * 500})
     spec = ProfileSpec((ColumnSpec("x", "numeric", 2.0, 4.0, 8), ColumnSpec("gone", "numeric", 0.0, 1.0, 4),
                         ColumnSpec("c", "categorical", categories=("k",))))
     sdf = spark.createDataFrame(frame)
-    _assert_same(profile_spark(sdf, spec), merge(profile_pandas(frame, spec)))
-    gone = next(p for p in profile_spark(sdf, spec) if p.column == "gone")
+    _assert_same(profile_spark_sql(sdf, spec, strategy=strategy), merge(profile_pandas(frame, spec)))
+    gone = next(p for p in profile_spark_sql(sdf, spec, strategy=strategy) if p.column == "gone")
     assert (gone.count, gone.nulls, int(gone.hist.sum())) == (0, 500, 0)
 
 
+@pytest.mark.parametrize("strategy", ["single", "split"])
 @pytest.mark.parametrize("kind", ["numeric", "categorical"])
-def test_a_spec_of_one_kind_of_column(spark, kind):
+def test_a_spec_of_one_kind_of_column(spark, kind, strategy):
     # The job is a union of parts per kind: a spec without one kind has no such part.
     frame = _awkward(5)
     full = _spec(frame, time_column="ts", granularity="hour", slices=["zone"], top_k=50)
     spec = ProfileSpec(tuple(c for c in full.columns if c.kind == kind), full.time_column, full.granularity,
                        full.slices, full.top_k)
-    _assert_same(profile_spark(spark.createDataFrame(frame), spec), merge(profile_pandas(frame, spec), top_k=spec.top_k))
+    _assert_same(profile_spark_sql(spark.createDataFrame(frame), spec, strategy=strategy),
+                 merge(profile_pandas(frame, spec), top_k=spec.top_k))
 
 
+@pytest.mark.parametrize("strategy", ["single", "split"])
 @pytest.mark.parametrize("windows", ["hour", "all"])
-def test_no_rows_no_profiles(spark, windows):
+def test_no_rows_no_profiles(spark, windows, strategy):
     # Without keys the moments are a global aggregate, which answers a row even for no input;
     # that row must not become a profile the pandas path does not make.
     frame = _awkward(4)
@@ -111,7 +117,17 @@ def test_no_rows_no_profiles(spark, windows):
     if windows == "all":
         spec = whole_window(spec)
     empty = spark.createDataFrame(frame).limit(0)
-    assert profile_spark(empty, spec) == merge(profile_pandas(frame.iloc[:0], spec)) == []
+    assert profile_spark_sql(empty, spec, strategy=strategy) == merge(profile_pandas(frame.iloc[:0], spec)) == []
+
+
+def test_the_size_estimate_picks_the_way(spark, tmp_path):
+    # A day's partition is profiled the single way; a scan Spark estimates above 64 MB, split.
+    small = spark.createDataFrame(_awkward(6))
+    assert estimated_bytes(small) < 64 * 1024 * 1024
+    spark.range(0, 4_000_000).selectExpr("id", "rand(1) AS x", "rand(2) AS y", "rand(3) AS z") \
+        .write.parquet(str(tmp_path / "big"))
+    big = spark.read.parquet(str(tmp_path / "big"))
+    assert estimated_bytes(big) > 64 * 1024 * 1024
 
 
 def test_drift_statistics_are_the_same_either_way(spark):
