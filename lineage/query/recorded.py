@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -211,9 +212,13 @@ class FileCache:
             # One scan of the unread files (pyarrow reads them in parallel), its batches sorted
             # back to the file each came from, so each file is cached on its own.
             batches: dict[str, list[pa.RecordBatch]] = {p: [] for p in missing}
+            named = {os.path.normpath(p): p for p in missing}
             scanner = ds.dataset(missing, schema=file_schema, format="parquet").scanner(columns=file_schema.names)
             for tagged in scanner.scan_batches():
-                batches[tagged.fragment.path].append(tagged.record_batch)
+                path = named.get(os.path.normpath(tagged.fragment.path))
+                if path is None:  # never expected; the caller then answers from the snapshot
+                    raise OSError(f"pyarrow read {tagged.fragment.path}, which was not asked for")
+                batches[path].append(tagged.record_batch)
             for p in missing:
                 found[p] = self._keep((p, shape), pa.Table.from_batches(batches[p], schema=file_schema))
         return pa.concat_tables([found[p] for p in paths]) if paths else file_schema.empty_table()
