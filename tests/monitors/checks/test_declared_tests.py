@@ -127,9 +127,13 @@ def test_failing_rows_are_quarantined_not_dropped_and_counted_per_rule(home, spa
     assert evals["amount_range"].passed
     rec = lake.store.component_runs().iloc[0]
     assert rec["quarantined_rows"] == 4 and rec["quarantine_table"] == "orders__quarantine"
-    # A re-run without bad rows replaces the partition's quarantine too.
+    # A partition's first set-aside rows are a blind append (no replaceWhere table scan) ...
+    quarantine = DeltaTable(lake.layout.table("orders__quarantine"))
+    assert quarantine.history(1)[0]["operationParameters"]["mode"] == "Append"
+    # ... and a re-run without bad rows replaces the partition's quarantine.
     _run(home, "2026-01-03")
     assert len(DeltaTable(lake.layout.table("orders__quarantine")).to_pandas()) == 0
+    assert DeltaTable(lake.layout.table("orders__quarantine")).history(1)[0]["operationParameters"]["mode"] == "Overwrite"
 
 
 def test_duplicates_and_a_schema_change_fail_and_the_blocking_one_stops_downstream(home, spark):
