@@ -237,8 +237,9 @@ def overhead(days: int) -> list[dict]:
         if run_timings.checks_ms and run_id in runs.index and runs.at[run_id, "status"] == "succeeded":
             per.setdefault(component, []).append((run_timings.checks_ms, timer.ms.get(run_id, 0.0),
                                                   float(runs.at[run_id, "duration_ms"])))
+            per_step = steps.setdefault(component, {})
             for step, ms in timer.by_step.get(run_id, {}).items():
-                steps.setdefault(component, {})[step] = steps.get(component, {}).get(step, 0.0) + ms
+                per_step[step] = per_step.get(step, 0.0) + ms
     rows = []
     for component, triples in sorted(per.items()):
         checks, quarantine = sum(c for c, _, _ in triples), sum(q for _, q, _ in triples)
