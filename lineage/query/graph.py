@@ -109,12 +109,16 @@ class AuditIndex:
         self._out_parts = dict(zip(self.runs["run_id"], parts, strict=True))
         self._meta = {r.run_id: r for r in self.runs[["run_id", "component", "output_table", "output_path",
                                                       "output_version", "write_mode", "partition_key", "status",
-                                                      "started_at"]].itertuples(index=False)}
+                                                      "started_at", "output_rows"]].itertuples(index=False)}
+        self._raw_keys = dict(zip(self.runs["run_id"], self.runs["lineage_keys_json"], strict=True))
+        self._consumers: dict[tuple[str, str], list[str]] | None = None
+        self._registered: dict[str, list[dict[str, Any]]] | None = None
         self._records: dict[str, dict[str, Any]] = {}
         self._writes = self._build_writes(table)
         self._per_table: dict[str, dict[str, Any]] = {}
         self._path_tables: dict[str, str] | None = None
         self._added: dict[str, list[dict[str, Any]] | None] = {}
+        self._columns: dict[str, pa.Array] = {}
 
 
     @staticmethod
@@ -141,8 +145,23 @@ class AuditIndex:
     # -- single runs ----------------------------------------------------------------------------
     def meta(self, run_id: str) -> Any:
         """(run_id, component, output_table, output_path, output_version, write_mode, partition_key,
-        status, started_at) - cheap."""
+        status, started_at, output_rows) - cheap."""
         return self._meta[run_id]
+
+    def output_version(self, run_id: str) -> int | None:
+        """The version the run's commit made (None: it committed nothing)."""
+        version = self._meta[run_id].output_version
+        return None if version is None or version != version else int(version)
+
+    def value(self, run_id: str, column: str) -> Any:
+        """One recorded field of a run, without building its whole record (``record`` converts
+        every nested list - ~150 us a run; a walk asks for a few fields of hundreds of runs)."""
+        values = self._columns.get(column)
+        if values is None:
+            if column not in self.table.column_names:
+                return None
+            values = self._columns[column] = self.table.column(column).combine_chunks()
+        return values[self._row[run_id]].as_py()
 
     def output_partitions(self, run_id: str) -> list[str]:
         return self._out_parts.get(run_id, [])
@@ -169,7 +188,7 @@ class AuditIndex:
         return rec
 
     def lineage_keys(self, run_id: str) -> dict[str, list[KeyPair]]:
-        raw = self.runs.at[run_id, "lineage_keys_json"]
+        raw = self._raw_keys[run_id]
         if raw not in self._keys_cache:
             self._keys_cache[raw] = parse_lineage_keys(raw)
         return self._keys_cache[raw]
@@ -239,9 +258,7 @@ class AuditIndex:
         """The data files the run's output commit added, as recorded (None: not recorded - a
         record written before the field existed, or an external run)."""
         if run_id not in self._added:
-            column = self.table.column("output_added_files") if "output_added_files" in self.table.column_names \
-                else None
-            self._added[run_id] = None if column is None else column[self._row[run_id]].as_py()
+            self._added[run_id] = self.value(run_id, "output_added_files")
         return self._added[run_id]
 
     def table_of_path(self, path: str) -> str | None:
@@ -345,11 +362,27 @@ class AuditIndex:
         return hit["run_id"].iloc[0] if len(hit) else None
 
     def model_consumers(self, name: str, version: str) -> list[str]:
-        i = self.inputs
-        if i.empty:
-            return []
-        hit = i[(i["kind"] == "model") & (i["name"] == name) & (i["model_version"].astype(str) == str(version))]
-        return sorted(set(hit["run_id"]))
+        """Runs that loaded model ``name`` at ``version`` (indexed once)."""
+        if self._consumers is None:
+            consumers: dict[tuple[str, str], set[str]] = {}
+            i = self.inputs
+            if not i.empty:
+                loaded = i[i["kind"] == "model"]
+                for n, v, run in zip(loaded["name"], loaded["model_version"], loaded["run_id"], strict=True):
+                    consumers.setdefault((n, str(v)), set()).add(run)
+            self._consumers = {k: sorted(v) for k, v in consumers.items()}
+        return list(self._consumers.get((name, str(version)), []))
+
+    def registered_models(self, run_id: str) -> list[dict[str, Any]]:
+        """The models ``run_id`` registered (name, version, mlflow_run_id), indexed once."""
+        if self._registered is None:
+            by_run: dict[str, list[dict[str, Any]]] = {}
+            m = self.models
+            if not m.empty:
+                for row in m[m["role"] == "registered"].to_dict("records"):
+                    by_run.setdefault(row["run_id"], []).append(row)
+            self._registered = by_run
+        return self._registered.get(run_id, [])
 
     def key_columns_of(self, table: str) -> set[str]:
         """Every column of ``table`` that some run declared as a lineage key (either side)."""

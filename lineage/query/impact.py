@@ -143,11 +143,9 @@ class _ForwardWalk(WalkState):
             self.reach(child, self.nodes[run_id].depth + 1, part)
             self.edges.append(TraceEdge(child, run_id, "rows", labels[child], rows=part.num_rows))
 
-    def follow_models(self, run_id: str, rec: dict[str, Any]) -> None:
+    def follow_models(self, run_id: str) -> None:
         """A model trained on affected data affects every run that loaded that version."""
-        for model in rec["models"]:
-            if model["role"] != "registered":
-                continue
+        for model in self.walker.index.registered_models(run_id):
             model_id = model_node_id(model["name"], model["version"])
             label = f"{model['name']} v{model['version']}"
             if model_id not in self.nodes:
@@ -163,12 +161,12 @@ class _ForwardWalk(WalkState):
                 self.edges.append(TraceEdge(child, model_id, "model", label))
 
     def expand(self, run_id: str) -> None:
-        rec = self.walker.index.record(run_id)
+        index = self.walker.index
         rows = self.rows_of(run_id)
-        if rec.get("output_table") is not None and rec.get("output_version") is not None and rows is not None \
-                and rows.num_rows:
+        if index.meta(run_id).output_table is not None and index.output_version(run_id) is not None \
+                and rows is not None and rows.num_rows:
             self.follow_readers(run_id, rows)
-        self.follow_models(run_id, rec)
+        self.follow_models(run_id)
 
 
 def impact(lake: Lakehouse, target: str, *, walker: LineageWalker | None = None) -> ImpactResult:

@@ -37,14 +37,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
+from tracelake.lineage.query.file_stats import FileStats, KeyFilter
 from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.query.slices import filter_keys, plain_strings
 
 __all__ = ["FileCache", "RecordedFiles"]
 
 _WHOLE = None  # a foreign commit that touched the whole table (or its metadata)
+# A keyed hop over this many files reads the table's file statistics (once per walker) to skip
+# files: loading them costs about what reading a few hundred small files does.
+PRUNE_FROM_FILES = 256
+_PARQUET = ds.ParquetFileFormat()
+_LOCAL_FS = pafs.LocalFileSystem()
 
 
 @dataclass
@@ -64,6 +71,8 @@ class RecordedFiles:
         self._facts: dict[str, _TableFacts] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self.cache = FileCache(cache_bytes)
+        self.stats = FileStats()
+        self.prune_from_files = PRUNE_FROM_FILES
 
     def rows(self, path: str, version: int, columns: Iterable[str], *, partitions: Sequence[str] | None = None,
              run_ids: Iterable[str] | None = None, key_columns: Sequence[str] | None = None,
@@ -72,7 +81,8 @@ class RecordedFiles:
         table = self.index.table_of_path(path) if self.layout.is_local else None
         if table is None:
             return None
-        files = self.files(table, path, version, partitions, run_ids)
+        keys = (key_columns, key_values) if key_columns and key_values is not None else None
+        files = self.files(table, path, version, partitions, run_ids, keys)
         schema = self._schema(table, version) if files is not None else None
         if files is None or schema is None or RUN_ID_COLUMN not in schema.names:
             return None
@@ -84,19 +94,22 @@ class RecordedFiles:
 
     # -- which files ---------------------------------------------------------------------------------
     def files(self, table: str, path: str, version: int, partitions: Sequence[str] | None,
-              run_ids: Iterable[str] | None) -> dict[str | None, list[str]] | None:
+              run_ids: Iterable[str] | None, keys: tuple[Sequence[str], pa.Array] | None = None,
+              ) -> dict[str | None, list[str]] | None:
         """Partition value -> absolute paths of the files holding the live rows of ``run_ids``
-        (everyone's, if None) in ``table`` at ``version``; None when the records cannot say."""
+        (everyone's, if None) in ``table`` at ``version``; None when the records cannot say.
+        Given the hop's ``keys`` (columns, values), a hop over many files leaves out those whose
+        Delta statistics rule out every key looked for (``file_stats``)."""
         if self._foreign_change(table, path, version, partitions):
             return None
         live = self._live(table, version, partitions)
         if live is None:
             return None
-        wanted = None if run_ids is None else set(run_ids)
+        runs = None if run_ids is None else set(run_ids)
         root = str(self.layout.local_path(path)).rstrip("/") + "/"
-        out: dict[str | None, list[str]] = {}
+        chosen: list[tuple[str | None, str]] = []
         for run, parts in live.items():
-            if wanted is not None and run not in wanted:
+            if runs is not None and run not in runs:
                 continue
             added = self.index.added_files(run)
             if added is None:
@@ -104,7 +117,14 @@ class RecordedFiles:
             for f in added:
                 p = f["partition"]
                 if (parts is None or p in parts) and (partitions is None or p is None or p in partitions):
-                    out.setdefault(p, []).append(root + f["path"])
+                    chosen.append((p, f["path"]))
+        wanted = KeyFilter.of(*keys) if keys is not None and len(chosen) >= self.prune_from_files else None
+        if wanted is not None:
+            keep = set(self.stats.prune(root, [f for _, f in chosen], wanted))
+            chosen = [(p, f) for p, f in chosen if f in keep]
+        out: dict[str | None, list[str]] = {}
+        for p, f in chosen:
+            out.setdefault(p, []).append(root + f)
         return out
 
     def _live(self, table: str, version: int, partitions: Sequence[str] | None) -> dict[str, set | None] | None:
@@ -156,7 +176,7 @@ class RecordedFiles:
     def _schema(self, table: str, version: int) -> pa.Schema | None:
         """The table's schema at ``version``: the one its newest recorded commit wrote."""
         run = self.index.newest_write_before(table, version)
-        text = None if run is None else self.index.record(run).get("output_schema_json")
+        text = None if run is None else self.index.value(run, "output_schema_json")
         if not text:
             return None
         if text not in self._schemas:
@@ -213,7 +233,11 @@ class FileCache:
             # back to the file each came from, so each file is cached on its own.
             batches: dict[str, list[pa.RecordBatch]] = {p: [] for p in missing}
             named = {os.path.normpath(p): p for p in missing}
-            scanner = ds.dataset(missing, schema=file_schema, format="parquet").scanner(columns=file_schema.names)
+            # from_paths: no per-file inspection (the records say what the files are); more files
+            # in flight than the default suits a hop's many small files (~25% faster on 168).
+            dataset = ds.FileSystemDataset.from_paths(missing, schema=file_schema, format=_PARQUET,
+                                                      filesystem=_LOCAL_FS)
+            scanner = dataset.scanner(columns=file_schema.names, fragment_readahead=16, batch_readahead=1)
             for tagged in scanner.scan_batches():
                 path = named.get(os.path.normpath(tagged.fragment.path))
                 if path is None:  # never expected; the caller then answers from the snapshot

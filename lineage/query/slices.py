@@ -22,9 +22,10 @@ from deltalake.exceptions import TableNotFoundError
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN, Layout
 from tracelake.lineage.settings import is_local_uri
 
-__all__ = ["SliceError", "SliceReader", "TableAt", "filter_keys", "key_strings", "plain_strings", "resolve_as_of"]
+__all__ = ["KEY_SEPARATOR", "SliceError", "SliceReader", "TableAt", "filter_keys", "key_strings", "plain_strings",
+           "resolve_as_of"]
 
-_SEP = "\x1f"
+KEY_SEPARATOR = "\x1f"  # between the columns of a composite key (unit separator)
 
 
 class SliceError(ValueError):
@@ -69,7 +70,7 @@ def key_strings(table: pa.Table, columns: Sequence[str]) -> pa.Array:
     parts = [pc.cast(table.column(c), pa.string()) for c in columns]
     if len(parts) == 1:
         return parts[0]
-    return pc.binary_join_element_wise(*parts, _SEP)
+    return pc.binary_join_element_wise(*parts, KEY_SEPARATOR)
 
 
 def filter_keys(data: pa.Table, where: str, key_columns: Sequence[str] | None,

@@ -73,8 +73,23 @@ def group_by_run(rows: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     if rows.num_rows == 0:
         return
     ids = rows.column(RUN_ID_COLUMN)
-    for run_id in pc.unique(ids).to_pylist():
-        yield run_id, rows.filter(pc.equal(ids, run_id))
+    runs = pc.unique(ids)
+    if len(runs) == 1 and runs[0].is_valid:
+        yield runs[0].as_py(), rows
+        return
+    # One stable sort, then a slice per run: filtering once per run is quadratic in the runs a
+    # hop reaches (a model version's predictions: hundreds of runs, hundreds of thousands of rows).
+    order = pc.sort_indices(ids)
+    grouped = rows.take(order)
+    runs_sorted = pc.run_end_encode(grouped.column(RUN_ID_COLUMN).combine_chunks())
+    slices: dict[str | None, pa.Table] = {}
+    start = 0
+    for run_id, end in zip(runs_sorted.values.to_pylist(), runs_sorted.run_ends.to_pylist(), strict=True):
+        # a null id matches no row, as pc.equal would have it
+        slices[run_id] = grouped.slice(start, end - start) if run_id is not None else rows.slice(0, 0)
+        start = end
+    for run_id in runs.to_pylist():
+        yield run_id, slices[run_id]
 
 
 def concat_rows(parts: list[pa.Table]) -> pa.Table | None:
@@ -136,23 +151,23 @@ class LineageWalker:
 
     def output_rows(self, run_id: str, columns: set[str]) -> pa.Table | None:
         """Every row ``run_id`` wrote (only ``columns``); None when it committed nothing."""
-        rec = self.index.record(run_id)
-        if rec.get("output_version") is None:
+        version = self.index.output_version(run_id)
+        if version is None:
             return None
-        return self.rows(rec["output_path"], int(rec["output_version"]), columns,
-                         partitions=rec["output_partitions"] or None, run_ids=[run_id])
+        return self.rows(self.index.meta(run_id).output_path, version, columns,
+                         partitions=self.index.output_partitions(run_id) or None, run_ids=[run_id])
 
     def count_rows(self, run_id: str, matches: list[KeyMatch] | None) -> int | None:
         """Rows of the run's output in the answer: all of them (``matches is None``), or those whose
         keys matched on at least one hop."""
-        rec = self.index.record(run_id) if self.index.has(run_id) else None
-        if rec is None or rec.get("output_version") is None:
+        version = self.index.output_version(run_id) if self.index.has(run_id) else None
+        if version is None:
             return None
         if matches is None:
-            return rec.get("output_rows")
+            return self.index.meta(run_id).output_rows
         columns = sorted({c for m in matches for c in m.columns})
-        data = self.rows(rec["output_path"], int(rec["output_version"]), columns,
-                         partitions=rec["output_partitions"] or None, run_ids=[run_id])
+        data = self.rows(self.index.meta(run_id).output_path, version, columns,
+                         partitions=self.index.output_partitions(run_id) or None, run_ids=[run_id])
         mask = None
         for m in matches:
             hit = pc.is_in(key_strings(data, list(m.columns)), value_set=m.values)
