@@ -87,18 +87,34 @@ class CheckContext:
     ``frame`` is exactly what would be written, without reserved columns or quarantined rows.
     """
 
-    def __init__(self, run: ComponentRun, lake: Lakehouse, frame: DataFrame, rows: int,
+    def __init__(self, run: ComponentRun, lake: Lakehouse, frame: DataFrame, rows: int | None,
                  quarantined_rows: int = 0, produced_schema: list[tuple[str, str]] | None = None,
                  quarantined_by_rule: dict[str, int] | None = None):
         self.run = run
         self.lake = lake
         self.frame = frame
-        self.rows = rows
+        self._rows = rows
         self.quarantined_rows = quarantined_rows
         self.quarantined_by_rule = quarantined_by_rule or {}
         # (name, type) of what the component produced, before reserved columns and before any
         # schema merge into the table: what *arrived*, which is what a schema test judges.
         self.produced_schema = produced_schema
+
+    @property
+    def rows(self) -> int:
+        """Rows about to be written. Known before the tests only when a job already counted
+        them (the quarantine's); otherwise the tests' own pass counts them (``evaluate_checks``)."""
+        if self._rows is None:
+            raise RuntimeError("the rows have not been counted yet: evaluate tests with evaluate_checks()")
+        return self._rows
+
+    @rows.setter
+    def rows(self, value: int) -> None:
+        self._rows = value
+
+    @property
+    def rows_counted(self) -> bool:
+        return self._rows is not None
 
     @cached_property
     def index(self) -> AuditIndex:
@@ -177,7 +193,13 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
     try:
         row = ctx.frame.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in exprs.items()]).collect()[0]
         stats_row = row.asDict()
+        if not ctx.rows_counted:
+            ctx.rows = int(stats_row["__rows"])
     except Exception:  # e.g. one test names a column that no longer exists (a schema break)
+        if not ctx.rows_counted:
+            # Rows nobody has counted yet: if they cannot be computed at all, this raises the
+            # function's own error - the run's failure, not a test's.
+            ctx.rows = ctx.frame.count()
         # Isolate the broken test(s): every other test still gets a real verdict.
         stats_row = {"__rows": ctx.rows}
         for i, _ in enumerate(checks):

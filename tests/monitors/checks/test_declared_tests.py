@@ -189,3 +189,75 @@ def test_row_count_history_action_limit_and_input_freshness(home, spark):
     assert result.success and not fresh.passed
     assert fresh.metadata["observed"].value == 1
     assert "2026-01-10" in fresh.metadata["observed_detail"].value
+
+
+@component(partitions_def=days, checks=[Range("amount", 0, 1000)])
+def corrupt_orders(orders):
+    return orders.selectExpr("order_id", "CASE WHEN amount > 0 THEN raise_error('row 7 of the feed is corrupt') "
+                                         "ELSE amount END AS amount")
+
+
+@component(partitions_def=days, checks=[NotNull("amount", quarantine=True), Range("amount", 0, 1000)])
+def corrupt_quarantined(orders):
+    return orders.selectExpr("order_id", "CASE WHEN amount > 0 THEN raise_error('row 7 of the feed is corrupt') "
+                                         "ELSE amount END AS amount")
+
+
+@component(partitions_def=days)
+def plain_amounts(orders):
+    return orders.selectExpr("order_id", "amount")
+
+
+@component(partitions_def=days, checks=[Range("amount", 0, 1000), NotNull("order_id"), Unique("order_id")])
+def tested_amounts(orders):
+    return orders.selectExpr("order_id", "amount")
+
+
+@component(partitions_def=days, checks=[NotNull("amount", quarantine=True), Range("amount", 0, 1000)])
+def quarantined_amounts(orders):
+    return orders.selectExpr("order_id", "amount")
+
+
+def test_rows_that_cannot_be_computed_fail_the_run_with_the_functions_error_not_the_tests(home, spark):
+    """No separate count runs before the tests any more: the tests' pass (or the quarantine's
+    counts) is the first job over the rows, so a function that fails at run time must still
+    surface as the run's own error - not as every test 'failing'."""
+    day = "2026-01-09"
+    _run(home, day)
+    for asset in (corrupt_orders, corrupt_quarantined):
+        result = dg.materialize([orders, asset], selection=[asset], partition_key=day, resources=_resources(home),
+                                raise_on_error=False)
+        assert not result.success
+        lake = open_lakehouse(home)
+        rec = lake.store.component_runs().set_index("component").loc[asset.key.path[-1]]
+        assert rec["status"] == "failed" and "row 7 of the feed is corrupt" in rec["error_message"]
+        checks = lake.store.read_arrow(CHECK_RESULTS).to_pandas()
+        assert rec["run_id"] not in set(checks["run_id"])     # no test verdict was made up
+
+
+def _spark_actions(spark, asset, day: str, home: str) -> set[str]:
+    """The actions (call sites: "collect at .../checks.py:194") of the Spark jobs one
+    materialisation ran - with adaptive execution one action may run several jobs."""
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(None))
+    dg.materialize([orders, asset], selection=[asset], partition_key=day, resources=_resources(home))
+    sites = set()
+    for job in set(tracker.getJobIdsForGroup(None)) - before:
+        info = tracker.getJobInfo(job)
+        for stage in (info.stageIds if info else []):
+            stage_info = tracker.getStageInfo(stage)
+            if stage_info is not None:
+                sites.add(stage_info.name)
+    return sites
+
+
+def test_declared_tests_cost_one_spark_action_and_a_quarantine_one_more(home, spark):
+    """Counted in Spark's own tracker: the same rows written plain, with three tests, and with a
+    quarantining test (no row fails it, so no quarantine commit). The rows are counted by the
+    tests' pass or the quarantine's counts - never by a count of their own."""
+    day = "2026-01-10"
+    _run(home, day)
+    plain, tested, quarantined = (_spark_actions(spark, a, day, home)
+                                  for a in (plain_amounts, tested_amounts, quarantined_amounts))
+    assert len(tested - plain) == 1 and len(quarantined - plain) == 2, (plain, tested, quarantined)
+    assert all("lineage/record/checks.py" in site for site in (tested | quarantined) - plain)
