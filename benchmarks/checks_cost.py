@@ -9,14 +9,14 @@ Both must report the same failing-row counts per rule; the script checks that an
 time and peak memory (Spark's includes the JVM, which does the work).
 
 Part 2 - what the declared tests cost each reference-pipeline component, as a share of its
-materialisation (the run record's duration), over ``--days`` simulated days of 2,000 trips
-(drift and compliance jobs left out: they declare no tests). Counted as the tests' cost:
-evaluating them and journaling their results (the recorder's ``checks_ms``) plus, for
-components that quarantine rows, marking the rows each rule fails (a uniqueness rule's window
-included), counting them per rule and committing the set-aside rows (timed around the real
-functions; nothing is replaced). Not counted: the count that computes and caches the
-function's rows before any test runs - the component's own work, which its commit would
-otherwise do.
+materialisation: every simulated day (2,000 trips, drift and compliance jobs left out - they
+declare no tests) is run twice in one process, into two lakehouses - once as shipped, once as if
+no test were declared (no cache, no row count, no quarantine, no tests' pass; each Dagster check
+still gets a passing result) - alternating which goes first; the first day is a warm-up. Runs
+are paired by component and partition, and the share is (on - off) / on per pair: p50 with a
+bootstrap 95% interval. Nothing is attributed by timing functions, so work that tests merely
+move (computing the rows inside the tests' pass rather than the commit) is not counted, and
+work they add (a cache, an extra Spark job, the quarantine commit) is.
 
 Run:  .venv/bin/python benchmarks/checks_cost.py [--rows 10000000] [--days 8]
 Targets: Spark at least 2x faster than pandas and less memory; tests <= 25% of every
@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,95 +163,86 @@ def _child(engine: str, path: str) -> None:
     print("RESULT " + json.dumps(out))
 
 
-class _QuarantineTimer:
-    """Times the quarantine steps of every run around the real functions (marking, per-rule
-    counts, the commit of the set-aside rows), keyed by the run executing them."""
+class _TestsSwitch:
+    """Runs the reference pipeline's components with their declared tests on (as shipped) or
+    off - as if no test were declared: no cache, no count, no quarantine, no tests' pass. The
+    Dagster asset checks still get a (passing) result each, so the jobs run unchanged."""
 
     def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-        self.by_step: dict[str, dict[str, float]] = {}    # run id -> step -> ms
-
-    def wrap(self, fn):
-        from tracelake.lineage.record.run import current_run
-
-        def timed(*args, **kwargs):
-            t = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                try:
-                    run_id = current_run().run_id
-                except RuntimeError:   # not inside a run: nothing to attribute
-                    run_id = ""
-                ms = (time.perf_counter() - t) * 1000
-                self.ms[run_id] = self.ms.get(run_id, 0.0) + ms
-                steps = self.by_step.setdefault(run_id, {})
-                steps[fn.__name__] = steps.get(fn.__name__, 0.0) + ms
-        return timed
+        self.off = False
 
     def install(self) -> None:
         from tracelake.lineage.record import materialisation
-        from tracelake.lineage.record.recorder import Recorder
+        from tracelake.lineage.record.checks import CheckResult
 
-        for name in ("mark_quarantine", "split_marked", "quarantine_counts"):
-            setattr(materialisation, name, self.wrap(getattr(materialisation, name)))
-        Recorder.commit_quarantine = self.wrap(Recorder.commit_quarantine)
+        cls = materialisation.Materialisation
+        prepare, evaluate = cls.prepare_batch, cls.evaluate_checks
+        switch = self
 
+        def prepare_batch(m, run, result):
+            if not switch.off:
+                return prepare(m, run, result)
+            df = materialisation._to_spark(result, m.lake.spark, m.spec.name)
+            return materialisation._Batch(df, [(f.name, f.dataType.simpleString()) for f in df.schema.fields])
 
-def _collect_timings() -> list:
-    """Every finished run's timings, from every recorder in this process: the demo's resources
-    open their own Lakehouse (settings differ from a plain ``open_lakehouse(home)``), so reading
-    one recorder's ``recent_timings`` afterwards would see none of the runs."""
-    from tracelake.lineage.record.recorder import Recorder
+        def evaluate_checks(m, run, batch):
+            if not switch.off:
+                return evaluate(m, run, batch)
+            return [CheckResult(name=c.name, passed=True, severity=c.severity, blocking=c.blocking)
+                    for c in m.spec.checks]
 
-    seen: list = []
-    original = Recorder._finish
-
-    def finish(self, run, *args, **kwargs):
-        try:
-            return original(self, run, *args, **kwargs)
-        finally:
-            seen.append((run.run_id, run.component, run.timings))
-
-    Recorder._finish = finish
-    return seen
+        cls.prepare_batch, cls.evaluate_checks = prepare_batch, evaluate_checks
 
 
 def overhead(days: int) -> list[dict]:
+    """Each simulated day run twice - tests on, tests off - in two lakehouses, alternating which
+    goes first; the first day (tables created, JIT cold) is a warm-up. Paired by component and
+    partition: the tests' cost is the difference of the two materialisations' recorded durations."""
     import dagster as dg
 
     from tracelake.jobs.demo import DemoConfig, run_demo
     from tracelake.jobs.pipeline import daily_drift_job
     from tracelake.lineage import open_lakehouse
 
-    timer = _QuarantineTimer()
-    timer.install()
-    timings = _collect_timings()
-    home = tempfile.mkdtemp(prefix="tracelake-checks-")
-    run_demo(home, days, DemoConfig(trips_per_day=2000, faults=[]), instance=dg.DagsterInstance.ephemeral(),
-             progress=False, skip_jobs=frozenset({daily_drift_job.name, "compliance_reports"}))
-    lake = open_lakehouse(home)
-    runs = lake.store.component_runs().set_index("run_id")
-    per: dict[str, list[tuple[float, float, float]]] = {}
-    steps: dict[str, dict[str, float]] = {}
-    for run_id, component, run_timings in timings:
-        if run_timings.checks_ms and run_id in runs.index and runs.at[run_id, "status"] == "succeeded":
-            per.setdefault(component, []).append((run_timings.checks_ms, timer.ms.get(run_id, 0.0),
-                                                  float(runs.at[run_id, "duration_ms"])))
-            per_step = steps.setdefault(component, {})
-            for step, ms in timer.by_step.get(run_id, {}).items():
-                per_step[step] = per_step.get(step, 0.0) + ms
+    switch = _TestsSwitch()
+    switch.install()
+    homes = {"on": tempfile.mkdtemp(prefix="tracelake-tests-on-"), "off": tempfile.mkdtemp(prefix="tracelake-tests-off-")}
+    config = DemoConfig(trips_per_day=2000, faults=[])
+    instance = dg.DagsterInstance.ephemeral()
+    for day in range(days + 1):
+        for mode in (("on", "off") if day % 2 == 0 else ("off", "on")):
+            switch.off = mode == "off"
+            run_demo(homes[mode], 1, config, instance=instance, progress=False,
+                     skip_jobs=frozenset({daily_drift_job.name, "compliance_reports"}))
+    switch.off = False
+    durations = {}
+    for mode, home in homes.items():
+        runs = open_lakehouse(home).store.component_runs()
+        runs = runs[runs["status"] == "succeeded"]
+        durations[mode] = {(r.component, r.partition_key): float(r.duration_ms) for r in runs.itertuples()}
+    first = min(p for _, p in durations["on"] if p)
     rows = []
-    for component, triples in sorted(per.items()):
-        checks, quarantine = sum(c for c, _, _ in triples), sum(q for _, q, _ in triples)
-        total = sum(t for _, _, t in triples)
-        shares = sorted((c + q) / t for c, q, t in triples)
-        rows.append({"component": component, "runs": len(triples), "checks_ms": checks / len(triples),
-                     "quarantine_ms": quarantine / len(triples), "materialisation_ms": total / len(triples),
-                     "share": (checks + quarantine) / total, "share_p50": shares[len(shares) // 2],
-                     "share_max": shares[-1], "evaluate_share": checks / total,
-                     "quarantine_steps_ms": {k: v / len(triples) for k, v in steps.get(component, {}).items()}})
+    for component in sorted({c for c, _ in durations["on"]}):
+        pairs = [(on, durations["off"][key]) for key, on in durations["on"].items()
+                 if key[0] == component and key in durations["off"] and key[1] and not key[1].startswith(first[:10])]
+        if not pairs:
+            continue
+        shares = sorted((on - off) / on for on, off in pairs)
+        low, high = _median_ci(shares)
+        rows.append({"component": component, "runs": len(pairs), "on_ms": statistics.median(on for on, _ in pairs),
+                     "off_ms": statistics.median(off for _, off in pairs),
+                     "added_ms": statistics.median(on - off for on, off in pairs),
+                     "share": statistics.median(shares), "share_ci95": [low, high]})
     return rows
+
+
+def _median_ci(values: list[float], draws: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of the median (seeded: the same data gives the same interval)."""
+    import random
+
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
 
 
 def rules_part(rows: int) -> dict:
@@ -287,17 +279,14 @@ def rules_part(rows: int) -> dict:
 
 def overhead_part(days: int) -> list[dict]:
     rows = overhead(days)
-    print(f"\nDeclared tests as a share of materialisation time, reference pipeline, {days} days x 2,000 trips")
-    print(f"  {'component':16s} runs  {'tests ms':>8s} {'quar. ms':>8s} {'run ms':>8s}  share  (p50, max)  "
+    print(f"\nDeclared tests as a share of materialisation time, reference pipeline, {days} days x 2,000 trips, "
+          f"tests on vs off paired by partition (load {os.getloadavg()[0]:.1f})")
+    print(f"  {'component':16s} pairs  {'on ms':>7s} {'off ms':>7s} {'added':>7s}  share p50 (CI95)       "
           "target <= 25%")
     for r in rows:
-        print(f"  {r['component']:16s} {r['runs']:4d}  {r['checks_ms']:8.0f} {r['quarantine_ms']:8.0f} "
-              f"{r['materialisation_ms']:8.0f}  {r['share']:4.0%}   ({r['share_p50']:.0%}, {r['share_max']:.0%})  "
-              f"{'met' if r['share'] <= 0.25 else 'NOT met'}")
-    for r in rows:
-        if r["quarantine_steps_ms"]:
-            print(f"  {r['component']}'s quarantine, per run: " + ", ".join(
-                f"{k} {v:.0f} ms" for k, v in sorted(r["quarantine_steps_ms"].items(), key=lambda kv: -kv[1])))
+        low, high = r["share_ci95"]
+        print(f"  {r['component']:16s} {r['runs']:5d}  {r['on_ms']:7.0f} {r['off_ms']:7.0f} {r['added_ms']:7.0f}  "
+              f"{r['share']:5.0%}  ({low:4.0%} .. {high:4.0%})   {'met' if r['share'] <= 0.25 else 'NOT met'}")
     worst = max(rows, key=lambda r: r["share"]) if rows else None
     if worst:
         print(f"  {'met' if worst['share'] <= 0.25 else 'NOT met'}: the largest share is {worst['component']}'s "
