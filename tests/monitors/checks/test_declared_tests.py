@@ -209,7 +209,7 @@ def plain_amounts(orders):
 
 
 @component(partitions_def=days, checks=[Range("amount", 0, 1000), NotNull("order_id"), Unique("order_id")])
-def tested_amounts(orders):
+def checked_amounts(orders):
     return orders.selectExpr("order_id", "amount")
 
 
@@ -258,6 +258,6 @@ def test_declared_tests_cost_one_spark_action_and_a_quarantine_one_more(home, sp
     day = "2026-01-10"
     _run(home, day)
     plain, tested, quarantined = (_spark_actions(spark, a, day, home)
-                                  for a in (plain_amounts, tested_amounts, quarantined_amounts))
+                                  for a in (plain_amounts, checked_amounts, quarantined_amounts))
     assert len(tested - plain) == 1 and len(quarantined - plain) == 2, (plain, tested, quarantined)
     assert all("lineage/record/checks.py" in site for site in (tested | quarantined) - plain)
