@@ -164,7 +164,8 @@ class LineageWalker:
         if version is None:
             return None
         if matches is None:
-            return self.index.meta(run_id).output_rows
+            rows = self.index.meta(run_id).output_rows
+            return None if rows is None or rows != rows else int(rows)   # a plain int, for JSON
         columns = sorted({c for m in matches for c in m.columns})
         data = self.rows(self.index.meta(run_id).output_path, version, columns,
                          partitions=self.index.output_partitions(run_id) or None, run_ids=[run_id])
