@@ -39,3 +39,23 @@ def test_tracelake_ids_are_never_taken_for_credentials():
     assert scrub_text(f"run {ids[2]} used AKIAIOSFODNN7EXAMPLE") == f"run {ids[2]} used ***"
     # the same prefixes in the random part (ACCA, AGPA, APKA ...) are ids too
     assert scrub_text("01M8BAAMRRAGPA6E6ZYZAAR0DN") == "01M8BAAMRRAGPA6E6ZYZAAR0DN"
+
+
+def test_only_tokens_whose_clock_reads_a_plausible_time_pass_as_ids():
+    """A credential that happens to be 26 Crockford characters is not waved through: held out of
+    the scan are only tokens whose first ten characters decode to 2020..2100."""
+    from tracelake.lineage.record.runid import new_run_id
+
+    key = "A3TXKQ7P2M9R4T6V8W0Y1Z3B5C"          # an AWS-shaped key; its "clock" reads year ~13,000
+    assert "A3TXKQ7P2M9R4T6V8W0Y1Z3B5C" not in scrub_text(f"token {key} here")
+    assert scrub_text(key) != key
+    now = new_run_id()
+    assert scrub_text(f"token {now} here") == f"token {now} here"
+
+
+def test_a_text_that_spells_the_placeholder_is_left_as_it_was():
+    from tracelake.lineage.record.runid import new_run_id
+
+    run = new_run_id()
+    text = f"literal <tracelake-id-0> and <tracelake-id-1> beside {run}"
+    assert scrub_text(text) == text
