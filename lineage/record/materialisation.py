@@ -206,7 +206,8 @@ class Materialisation:
         """Mark each row with the quarantining tests it fails, once, and count them per rule in
         the same job that computes the function's rows: the marked rows are what is cached, so a
         test that needs a window (uniqueness keeps a key's first row) is evaluated once, not again
-        by the tests and each of the two commits. False: not split (see the log)."""
+        by the tests and each of the two commits. True: the batch is ready - split, or, when a
+        rule cannot be evaluated, cached and counted unsplit (logged); False: no rule to mark."""
         rules = [name for name, _ in quarantine_rules(self.spec.checks)]
         marked = None
         try:
@@ -221,8 +222,12 @@ class Materialisation:
             # ... or the function's rows cannot be computed at all: then this count raises that
             # error, which is the run's, as it would have without any quarantine.
             batch.frame = batch.frame.persist()
+            try:
+                batch.rows = batch.frame.count()
+            except BaseException:
+                batch.frame.unpersist()   # the run never gets this batch to release it
+                raise
             batch.cached = [batch.frame]
-            batch.rows = batch.frame.count()
             self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: "
                                    f"{scrub_text(str(exc))}")
             return True
