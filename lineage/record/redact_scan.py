@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from tracelake.lineage.record.redact_known import REDACTED, Environment, environment, replace_known
 from tracelake.lineage.record.redact_patterns import apply_patterns
+from tracelake.lineage.record.runid import run_id_ms
 
 __all__ = ["bound_text", "detect_secrets_library", "find_secrets", "looks_random", "scrub_text", "scrub_text_in"]
 
@@ -241,14 +242,10 @@ def scrub_text(text: str | None, extra_secrets: Iterable[str] = ()) -> str | Non
 # of the time, not always, so a credential of that shape is still scanned.
 _ID = re.compile(r"(?<![A-Za-z0-9])[0-9A-HJKMNP-TV-Z]{26}(?![A-Za-z0-9])")
 _ID_CLOCK = (1_577_836_800_000, 4_102_444_800_000)   # 2020-01-01 .. 2100-01-01, in ms
-_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
 
 
 def _is_tracelake_id(token: str) -> bool:
-    ms = 0
-    for ch in token[:10]:
-        ms = ms * 32 + _CROCKFORD[ch]
-    return _ID_CLOCK[0] <= ms < _ID_CLOCK[1]
+    return _ID_CLOCK[0] <= run_id_ms(token) < _ID_CLOCK[1]   # token: a match of _ID
 
 
 def _scan_text(text: str) -> str:

@@ -11,7 +11,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-__all__ = ["new_run_id", "run_id_time"]
+__all__ = ["new_run_id", "run_id_ms", "run_id_time"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -30,8 +30,8 @@ def new_run_id(now_ms: int | None = None) -> str:
     return _encode(ms, 10) + _encode(rand, 16)
 
 
-def run_id_time(run_id: str) -> datetime:
-    """The start time encoded in a run id (millisecond precision)."""
+def run_id_ms(run_id: str) -> int:
+    """The start time encoded in a run id, in milliseconds since the epoch."""
     if len(run_id) != 26:
         raise ValueError(f"{run_id!r} is not a Tracelake run id (26 characters expected)")
     ms = 0
@@ -40,4 +40,9 @@ def run_id_time(run_id: str) -> datetime:
         if idx < 0:
             raise ValueError(f"{run_id!r} is not a Tracelake run id (bad character {ch!r})")
         ms = ms * 32 + idx
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return ms
+
+
+def run_id_time(run_id: str) -> datetime:
+    """The start time encoded in a run id (millisecond precision)."""
+    return datetime.fromtimestamp(run_id_ms(run_id) / 1000, tz=UTC)
