@@ -2,10 +2,11 @@
 # Installs Tracelake from scratch on a fresh machine (idempotent: a second run only checks).
 #   1. a virtual environment in .venv with the pinned Python packages (constraints.txt);
 #   2. the Delta Lake Spark jars from Maven Central into jars/lib (listed in jars/pom.xml);
-#   3. the OpenLineage Spark listener into jars/openlineage-lib (jars/openlineage/pom.xml), for
+#   3. Tracelake's drift profile aggregator, compiled with javac into jars/lib (monitors/drift/jvm);
+#   4. the OpenLineage Spark listener into jars/openlineage-lib (jars/openlineage/pom.xml), for
 #      capturing Spark jobs that run outside Dagster (docs/openlineage.md);
-#   4. (first) Graphviz, Pango and a font from Debian's packages, for compliance reports (apt-get);
-#   5. with --cluster only: the scale-out profile's extras (scale/install.sh: PostgreSQL 15,
+#   5. (first) Graphviz, Pango and a font from Debian's packages, for compliance reports (apt-get);
+#   6. with --cluster only: the scale-out profile's extras (scale/install.sh: PostgreSQL 15,
 #      SeaweedFS built from its Go module, the s3a jars, psycopg2/boto3/dagster-postgres).
 # Runs and tests never download anything; everything they need comes from here.
 set -euo pipefail
@@ -97,6 +98,27 @@ if [[ "$(cat jars/lib/.stamp 2>/dev/null)" != "$jar_stamp" ]]; then
   echo "$jar_stamp" > jars/lib/.stamp
 else
   echo "==> Delta jars already fetched (jars/lib)"
+fi
+
+# --- Drift profile aggregator (Tracelake's own JVM code) ---------------------------------------
+# Drift profiles count every column of a row in one pass inside Spark's JVM
+# (monitors/drift/jvm/); compiled here against the installed PySpark's own jars, so it always
+# matches the Spark that loads it, and put beside the Delta jars (every session loads jars/lib).
+profile_src=(monitors/drift/jvm/tracelake/profiles/*.java)
+pyspark_jars="$("$VENV/bin/python" -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"
+profile_stamp="$(stamp_of "${profile_src[@]}")-$(basename "$(ls "$pyspark_jars"/spark-sql_*.jar)")"
+if [[ "$(cat jars/lib/.profiles-stamp 2>/dev/null)" != "$profile_stamp" || ! -f jars/lib/tracelake-profiles.jar ]]; then
+  echo "==> compiling the drift profile aggregator into jars/lib/tracelake-profiles.jar"
+  command -v javac >/dev/null && command -v jar >/dev/null \
+    || fail "no 'javac'/'jar' on PATH; drift profiles compile a small Spark aggregator with the JDK (apt-get install openjdk-17-jdk-headless)"
+  build="$(mktemp -d)"
+  javac --release 17 -Xlint:all,-path -Werror -cp "$pyspark_jars/*" -d "$build" "${profile_src[@]}" \
+    || fail "could not compile ${profile_src[*]} against $pyspark_jars (see the error above)"
+  jar cf jars/lib/tracelake-profiles.jar -C "$build" . || fail "could not write jars/lib/tracelake-profiles.jar"
+  rm -rf "$build"
+  echo "$profile_stamp" > jars/lib/.profiles-stamp
+else
+  echo "==> drift profile aggregator already compiled (jars/lib/tracelake-profiles.jar)"
 fi
 
 # --- OpenLineage Spark listener ---------------------------------------------------------------

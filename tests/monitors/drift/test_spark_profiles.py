@@ -1,4 +1,5 @@
-"""The JVM aggregation profiles exactly what the pandas path profiles (``profile_pandas``, which
+"""Every way of profiling in Spark (Tracelake's JVM aggregator, and the two Spark SQL ways used
+without it) profiles exactly what the pandas path profiles (``profile_pandas``, which
 every stored profile and the drift statistics were built on): counts, nulls, histograms and
 categories equal, sums and squares to rounding - on the awkward values too (nulls, NaN,
 infinities, a constant column, values beyond the bins, booleans and numbers as categories,
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tracelake.monitors.drift import jvm_profiles
 from tracelake.monitors.drift.profiles import (
     ColumnSpec,
     ProfileSpec,
@@ -25,6 +27,7 @@ from tracelake.monitors.drift.spark_profiles import estimated_bytes, profile_spa
 from tracelake.monitors.drift.statistics import compare_profiles
 
 N = 6_000
+STRATEGIES = ["jvm", "single", "split"]     # the aggregator and the two Spark SQL ways
 
 
 def _awkward(seed: int) -> pd.DataFrame:
@@ -70,7 +73,7 @@ def _assert_same(spark_profiles, pandas_profiles) -> None:
             assert s.center == p.center
 
 
-@pytest.mark.parametrize("strategy", ["single", "split"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("windows", ["hour", "all"])
 def test_jvm_profiles_equal_pandas_profiles(spark, windows, strategy):
     frame = _awkward(1)
@@ -84,7 +87,7 @@ def test_jvm_profiles_equal_pandas_profiles(spark, windows, strategy):
     _assert_same(profile_spark_sql(sdf, spec, strategy=strategy), merge(profile_pandas(frame, spec), top_k=spec.top_k))
 
 
-@pytest.mark.parametrize("strategy", ["single", "split"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_constant_and_all_null_columns(spark, strategy):
     frame = pd.DataFrame({"x": np.full(500, 3.0), "gone": np.full(500, np.nan), "c": ["k"] * 500})
     spec = ProfileSpec((ColumnSpec("x", "numeric", 2.0, 4.0, 8), ColumnSpec("gone", "numeric", 0.0, 1.0, 4),
@@ -95,7 +98,25 @@ def test_constant_and_all_null_columns(spark, strategy):
     assert (gone.count, gone.nulls, int(gone.hist.sum())) == (0, 500, 0)
 
 
-@pytest.mark.parametrize("strategy", ["single", "split"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_values_on_the_bin_edges(spark, strategy):
+    # lo opens the first bin, every inner edge opens the next, hi itself is overflow, the
+    # largest double below hi is still in the last bin.
+    edges = [0.0, 2.5, 5.0, 7.5, 10.0, np.nextafter(10.0, 0.0), -1e-9, -0.0]
+    frame = pd.DataFrame({"x": edges})
+    spec = ProfileSpec((ColumnSpec("x", "numeric", 0.0, 10.0, 4),))
+    got = profile_spark_sql(spark.createDataFrame(frame), spec, strategy=strategy)
+    _assert_same(got, merge(profile_pandas(frame, spec)))
+    assert got[0].hist.tolist() == [1, 2, 1, 1, 2, 1]
+    # (0.9 - 0) / (0.9 / 7) is 6.99..., so only the explicit x >= hi rule puts 0.9 in overflow
+    top = ProfileSpec((ColumnSpec("x", "numeric", 0.0, 0.9, 7),))
+    frame = pd.DataFrame({"x": [0.9, 0.0]})
+    got = profile_spark_sql(spark.createDataFrame(frame), top, strategy=strategy)
+    _assert_same(got, merge(profile_pandas(frame, top)))
+    assert got[0].hist.tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("kind", ["numeric", "categorical"])
 def test_a_spec_of_one_kind_of_column(spark, kind, strategy):
     # The job is a union of parts per kind: a spec without one kind has no such part.
@@ -107,7 +128,7 @@ def test_a_spec_of_one_kind_of_column(spark, kind, strategy):
                  merge(profile_pandas(frame, spec), top_k=spec.top_k))
 
 
-@pytest.mark.parametrize("strategy", ["single", "split"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("windows", ["hour", "all"])
 def test_no_rows_no_profiles(spark, windows, strategy):
     # Without keys the moments are a global aggregate, which answers a row even for no input;
@@ -120,8 +141,32 @@ def test_no_rows_no_profiles(spark, windows, strategy):
     assert profile_spark_sql(empty, spec, strategy=strategy) == merge(profile_pandas(frame.iloc[:0], spec)) == []
 
 
+def test_auto_uses_the_aggregator_the_install_compiled(spark, monkeypatch):
+    # install.sh compiles it into the jars folder every session loads: a test session has it.
+    assert jvm_profiles.available(spark)
+    calls = []
+    monkeypatch.setattr(jvm_profiles, "profile_jvm", lambda df, spec: calls.append(spec) or [])
+    profile_spark(spark.createDataFrame(_awkward(7)), whole_window(_spec(_awkward(7))))
+    assert len(calls) == 1
+
+
+def test_without_the_aggregator_auto_falls_back_to_sql_and_says_so(spark, monkeypatch, caplog):
+    frame = _awkward(8)
+    spec = whole_window(_spec(frame))
+    monkeypatch.setattr(jvm_profiles, "_CLASS", ("tracelake", "profiles", "NoSuchClass"))
+    assert not jvm_profiles.available(spark)
+    with caplog.at_level("WARNING", logger="tracelake.drift"):
+        got = profile_spark(spark.createDataFrame(frame), spec)
+    _assert_same(got, merge(profile_pandas(frame, spec), top_k=spec.top_k))
+    assert "install.sh" in caplog.text
+    unseen = ProfileSpec((ColumnSpec("x", "numeric", -1.0, 1.0, 3),))    # never registered before
+    with pytest.raises(RuntimeError, match=r"install\.sh"):
+        jvm_profiles.profile_jvm(spark.createDataFrame(frame), unseen)
+
+
 def test_the_size_estimate_picks_the_way(spark, tmp_path):
-    # A day's partition is profiled the single way; a scan Spark estimates above 64 MB, split.
+    # Without the aggregator, a day's partition is profiled the single way; a scan Spark
+    # estimates above 64 MB, split.
     small = spark.createDataFrame(_awkward(6))
     assert estimated_bytes(small) < 64 * 1024 * 1024
     spark.range(0, 4_000_000).selectExpr("id", "rand(1) AS x", "rand(2) AS y", "rand(3) AS z") \
