@@ -2,8 +2,10 @@
 
 Part 1 - a 10-million-row table, the same eight rules, two engines, one run, each engine in
 its own process so peak memory is its own:
-  * Spark: Tracelake's runner (every rule - the uniqueness test included - in one aggregation
-    pass) on Spark local[2], the product's default 4 GB driver; session start printed apart;
+  * Spark: Tracelake's runner (every row rule in one aggregation pass; on an input this large
+    the uniqueness test's distinct key hashes in a pass of their own, then the exact count of
+    the one duplicate) on Spark local[2], the product's default 4 GB driver; session start
+    printed apart;
   * pandas: the same rules with pandera (lazy validation) on the same data loaded into pandas.
 Both must report the same failing-row counts per rule; the script checks that and prints wall
 time and peak memory (Spark's includes the JVM, which does the work).
@@ -264,7 +266,7 @@ def rules_part(rows: int) -> dict:
     s, p = results["spark"], results["pandas"]
     speed, memory = p["seconds"] / s["seconds"], s["peak_rss_mb"] / p["peak_rss_mb"]
     print(f"\nEight declared rules on {rows:,} rows (same answers: {'yes' if same else 'NO'})")
-    print(f"  Spark local[2] (one pass)   {s['seconds']:7.1f} s   peak {s['peak_rss_mb']:7.0f} MB "
+    print(f"  Spark local[2] (runner)     {s['seconds']:7.1f} s   peak {s['peak_rss_mb']:7.0f} MB "
           f"(JVM {s['jvm_rss_mb']:.0f} MB + Python {s['python_rss_mb']:.0f} MB); session start {s['startup_s']:.1f} s "
           "not counted")
     print(f"  pandas + pandera (baseline) {p['seconds']:7.1f} s   peak {p['peak_rss_mb']:7.0f} MB")

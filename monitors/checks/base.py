@@ -80,6 +80,13 @@ class DeclaredTest:
         """SQL aggregates the test needs over the rows (computed with every other test's)."""
         return {}
 
+    def keyed_aggregates(self) -> dict[str, str]:
+        """Aggregates that group the rows by a key (``count(DISTINCT ...)``). Beside the others
+        they are free on a small input, but on a large one Spark carries every other aggregate
+        through a hash map of one entry per key (10M keys: 68 s instead of 17 s), so there they
+        get a pass of their own. Their values reach :meth:`evaluate` with the others'."""
+        return {}
+
     def evaluate(self, ctx: CheckContext, stats: dict[str, Any]) -> CheckResult:
         raise NotImplementedError
 

@@ -60,16 +60,22 @@ class Unique(DeclaredTest):
         return f"row_number() OVER (PARTITION BY {keys} ORDER BY xxhash64(*)) = 1"
 
     def aggregates(self) -> dict[str, str]:
-        """Rows with a full key and their distinct key hashes, in the pass every test shares: when
-        the two agree no key repeats (equal keys always share a hash), so the common case costs
-        no job of its own; only a difference (a duplicate, or a rare hash collision) is counted
-        exactly by :func:`duplicate_rows`."""
+        """Rows with a full key, in the pass every test shares; with :meth:`keyed_aggregates`'
+        distinct key hashes: when the two agree no key repeats (equal keys always share a hash),
+        so the common case needs no job of its own; only a difference (a duplicate, or a rare
+        hash collision) is counted exactly by :func:`duplicate_rows`."""
         if self.quarantine:
             return {}
-        present = " AND ".join(f"{sql_column(c)} IS NOT NULL" for c in self.columns)
+        return {"keyed": f"count_if({self._present()})"}
+
+    def keyed_aggregates(self) -> dict[str, str]:
+        if self.quarantine:
+            return {}
         keys = ", ".join(sql_column(c) for c in self.columns)
-        return {"keyed": f"count_if({present})",
-                "distinct_hashes": f"count(DISTINCT CASE WHEN {present} THEN xxhash64({keys}) END)"}
+        return {"distinct_hashes": f"count(DISTINCT CASE WHEN {self._present()} THEN xxhash64({keys}) END)"}
+
+    def _present(self) -> str:
+        return " AND ".join(f"{sql_column(c)} IS NOT NULL" for c in self.columns)
 
     def evaluate(self, ctx: CheckContext, stats: dict[str, Any]) -> CheckResult:
         if self.quarantine:

@@ -36,19 +36,18 @@ It also works over Spark Connect (only DataFrame expressions, no JVM handles).
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tracelake.lineage.plan_size import estimated_bytes
 from tracelake.monitors.drift.profiles import ALL, GRANULARITY_SECONDS, Profile, ProfileSpec, merge
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["estimated_bytes", "finish_profiles", "group_profile", "profile_spark_sql"]
+__all__ = ["finish_profiles", "group_profile", "profile_spark_sql"]
 
 log = logging.getLogger("tracelake.drift")
 _NULL_BIN = -1      # the bin of a null or non-finite numeric value (counted as a null)
@@ -301,22 +300,6 @@ def _assemble(rows: list[Any], spec: ProfileSpec) -> list[Profile]:
 
 
 _SPLIT_ABOVE_BYTES = 64 * 1024 * 1024   # Spark's size estimate of the input
-
-
-def estimated_bytes(df: DataFrame) -> float | None:
-    """Spark's own estimate of the frame's size - for a file scan, the files' total - read from
-    ``EXPLAIN COST`` (no job runs); None when the plan does not say."""
-    spark = df.sparkSession
-    view = f"_tl_profiled_{uuid.uuid4().hex}"
-    df.createOrReplaceTempView(view)
-    try:
-        plan = spark.sql(f"EXPLAIN COST SELECT * FROM {view}").collect()[0][0]
-    finally:
-        spark.catalog.dropTempView(view)
-    found = re.search(r"sizeInBytes=([\d.]+)\s*([KMGTPE]?)i?B", plan)
-    if not found:
-        return None
-    return float(found.group(1)) * 1024 ** " KMGTPE".index(found.group(2) or " ")
 
 
 def profile_spark_sql(df: DataFrame, spec: ProfileSpec, *, strategy: str = "auto") -> list[Profile]:

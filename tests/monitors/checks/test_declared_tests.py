@@ -261,3 +261,33 @@ def test_declared_tests_cost_one_spark_action_and_a_quarantine_one_more(home, sp
                                   for a in (plain_amounts, checked_amounts, quarantined_amounts))
     assert len(tested - plain) == 1 and len(quarantined - plain) == 2, (plain, tested, quarantined)
     assert all("lineage/record/checks.py" in site for site in (tested | quarantined) - plain)
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_key_grouping_aggregates_apart_on_a_large_input_give_the_same_verdicts(spark, monkeypatch, duplicate):
+    """On a large input Unique's distinct key hashes get a pass of their own (beside the other
+    aggregates Spark would carry them all through a map of one entry per key); the verdicts
+    and counts are the same either way."""
+    from tracelake.lineage.record import checks as runner
+
+    rows = [(f"o-{i}", float(i % 50), None if i == 7 else "paid") for i in range(400)]
+    if duplicate:
+        rows[1] = ("o-0", 1.0, "paid")
+    frame = spark.createDataFrame(pd.DataFrame(rows, columns=["order_id", "amount", "status"]))
+    tests = [Range("amount", 0, 40), NotNull("status"), Unique("order_id")]
+    assert not runner._large(frame)                       # a day's rows (as a component returns them): one pass
+
+    def verdicts():
+        ctx = runner.CheckContext(run=None, lake=None, frame=frame, rows=None)
+        return [(r.name, r.passed, r.failing_rows, r.observed_value) for r in runner.evaluate_checks(tests, ctx)], ctx.rows
+
+    together = verdicts()
+    passes = []
+    real_select = type(frame).selectExpr
+    monkeypatch.setattr(runner, "_KEYED_APART_ABOVE_BYTES", -1)
+    monkeypatch.setattr(type(frame), "selectExpr", lambda self, *e: passes.append(e) or real_select(self, *e))
+    apart = verdicts()
+    assert apart == together
+    assert together[0][2] == ("order_id_unique", not duplicate, int(duplicate), int(duplicate))
+    assert together[1] == 400
+    assert len(passes) == 2 and any("DISTINCT" in e for e in passes[1]) and not any("DISTINCT" in e for e in passes[0])

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tracelake.lineage.plan_size import estimated_bytes
 from tracelake.monitors.drift import jvm_profiles
 from tracelake.monitors.drift.profiles import (
     ColumnSpec,
@@ -23,7 +24,7 @@ from tracelake.monitors.drift.profiles import (
     profile_spark,
     whole_window,
 )
-from tracelake.monitors.drift.spark_profiles import estimated_bytes, profile_spark_sql
+from tracelake.monitors.drift.spark_profiles import profile_spark_sql
 from tracelake.monitors.drift.statistics import compare_profiles
 
 N = 6_000
