@@ -192,7 +192,8 @@ def _large(frame: DataFrame) -> bool:
 
 
 def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResult]:
-    """One aggregation pass for every row condition and aggregate, then each test's verdict."""
+    """One aggregation pass for every row condition and aggregate (a second one for key-grouping
+    aggregates on a large input: see ``_large``), then each test's verdict."""
     exprs: dict[str, str] = {"__rows": "count(*)"}
     keyed: dict[str, str] = {}
     for i, check in enumerate(checks):
