@@ -35,7 +35,6 @@ It also works over Spark Connect (only DataFrame expressions, no JVM handles).
 
 from __future__ import annotations
 
-import logging
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["finish_profiles", "group_profile", "profile_spark_sql"]
 
-log = logging.getLogger("tracelake.drift")
 _NULL_BIN = -1      # the bin of a null or non-finite numeric value (counted as a null)
 _HIST, _MOMENTS, _CATEGORY = 0, 1, 2     # the kinds of aggregated rows (field ``t``)
 
@@ -314,7 +312,7 @@ def profile_spark_sql(df: DataFrame, spec: ProfileSpec, *, strategy: str = "auto
         if jvm_profiles.available(df.sparkSession):
             strategy = "jvm"
         else:
-            _warn_without_jvm(df.sparkSession)
+            jvm_profiles.warn_missing(df.sparkSession)
             size = estimated_bytes(df)
             strategy = "split" if size is None or size > _SPLIT_ABOVE_BYTES else "single"
     if strategy == "jvm":
@@ -323,19 +321,3 @@ def profile_spark_sql(df: DataFrame, spec: ProfileSpec, *, strategy: str = "auto
         raise ValueError(f"strategy {strategy!r}: use auto, jvm, single or split")
     rows = _aggregate_single(df, spec) if strategy == "single" else _aggregate_split(df, spec)
     return _assemble(rows, spec)
-
-
-_warned: set[int] = set()
-
-
-def _warn_without_jvm(spark: Any) -> None:
-    """Once per session: a classic session without the aggregator means an install that skipped
-    it (Spark Connect never has it: its client holds no JVM, so it is not warned about)."""
-    if id(spark) in _warned or getattr(spark, "_jvm", None) is None:
-        return
-    _warned.add(id(spark))
-    from tracelake.monitors.drift.jvm_profiles import JAR_NAME
-
-    log.warning("drift profiles: %s is not loaded in this Spark session, so profiles use Spark SQL "
-                "aggregations (~2.5x slower at scale); run ./install.sh to compile it into the jars folder",
-                JAR_NAME)
