@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from tracelake.lineage.plan_size import in_one_task_if_small
 from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.checks import (
     CheckContext,
@@ -194,11 +195,12 @@ class Materialisation:
         # Cached once: the tests, the quarantine split and the commit all read the same rows. No
         # count of its own: the first job over them - the quarantine's per-rule counts, else the
         # tests' single pass, which counts rows too - computes the function's rows and fills the
-        # cache (a Spark job fewer per run: ~0.1-0.3 s on a day's rows).
-        batch = _Batch(df, produced)
+        # cache (a Spark job fewer per run: ~0.1-0.3 s on a day's rows). A small batch is one
+        # partition, so those jobs and the window of a uniqueness quarantine need no shuffle.
+        batch = _Batch(in_one_task_if_small(df), produced)
         if self.spec.quarantines and self._split_quarantine(batch):
             return batch
-        batch.frame = df.persist()
+        batch.frame = batch.frame.persist()
         batch.cached = [batch.frame]
         return batch
 

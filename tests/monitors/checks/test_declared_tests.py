@@ -263,6 +263,40 @@ def test_declared_tests_cost_one_spark_action_and_a_quarantine_one_more(home, sp
     assert all("lineage/record/checks.py" in site for site in (tested | quarantined) - plain)
 
 
+@component(partitions_def=days, checks=[Range("amount", 0, 1000), Unique("order_id")])
+def spread_amounts(orders):
+    return orders.selectExpr("order_id", "amount").repartition(3)
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_a_small_batch_is_judged_and_committed_in_one_task(home, spark, monkeypatch, small):
+    """A day's rows are one partition before the tests (whatever partitioning the function left):
+    the tests' pass - a global aggregate and a distinct key count - then needs no shuffle, and
+    the commit writes one file. Above the size limit the function's partitioning stays."""
+    from tracelake.lineage import plan_size
+
+    day = "2026-01-11"
+    _run(home, day)
+    if not small:
+        monkeypatch.setattr(plan_size, "SINGLE_TASK_BELOW_BYTES", 0)
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(None))
+    dg.materialize([orders, spread_amounts], selection=[spread_amounts], partition_key=day, resources=_resources(home))
+    tests_pass = [tracker.getStageInfo(stage) for job in set(tracker.getJobIdsForGroup(None)) - before
+                  for stage in tracker.getJobInfo(job).stageIds]
+    tests_pass = [s for s in tests_pass if s is not None and "lineage/record/checks.py" in s.name]
+    files = DeltaTable(open_lakehouse(home).layout.table("spread_amounts")).get_add_actions(flatten=True).num_rows
+    assert tests_pass
+    if small:
+        assert {s.numTasks for s in tests_pass} == {1} and files == 1, ([(s.name, s.numTasks) for s in tests_pass], files)
+    else:
+        assert max(s.numTasks for s in tests_pass) > 1 and files == 3, ([(s.name, s.numTasks) for s in tests_pass], files)
+    lake = open_lakehouse(home)
+    results = lake.store.read_arrow(CHECK_RESULTS).to_pandas()
+    run_id = lake.store.component_runs().set_index("component").loc["spread_amounts", "run_id"]
+    assert set(results[results["run_id"] == run_id]["passed"]) == {True}
+
+
 @pytest.mark.parametrize("duplicate", [False, True])
 def test_key_grouping_aggregates_apart_on_a_large_input_give_the_same_verdicts(spark, monkeypatch, duplicate):
     """On a large input Unique's distinct key hashes get a pass of their own (beside the other
