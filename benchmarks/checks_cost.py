@@ -20,9 +20,17 @@ bootstrap 95% interval. Nothing is attributed by timing functions, so work that 
 move (computing the rows inside the tests' pass rather than the commit) is not counted, and
 work they add (a cache, an extra Spark job, the quarantine commit) is.
 
-Run:  .venv/bin/python benchmarks/checks_cost.py [--rows 10000000] [--days 8]
+Part 3 - the history tests on three simulated years of records (history.py's lakehouse, ~30,000
+component runs; generated once and cached): RowCountVsHistory and ActionLimit judging a new
+cleaned_trips / tip_predictions run, timed as they read now - that component's rows, a few
+columns - beside building the whole audit index, which is what they read before (~0.5-1 s, on
+every daily run of every component declaring one). The tests' results are held to the same
+history by tests/monitors/checks; here the number of earlier runs each test compared with is printed.
+
+Run:  .venv/bin/python benchmarks/checks_cost.py [--rows 10000000] [--days 8] [--only rules|overhead|history]
 Targets: Spark at least 2x faster than pandas and less memory; tests <= 25% of every
-component's materialisation.
+component's materialisation; a history test at least 10x cheaper than building the whole index
+on three years (its cost follows its own component's runs, not every record's).
 """
 
 from __future__ import annotations
@@ -296,11 +304,52 @@ def overhead_part(days: int) -> list[dict]:
     return rows
 
 
+def history_part(samples: int = 15) -> dict:
+    """The history tests' reads on three years of records: narrowed (now) vs the whole index."""
+    from types import SimpleNamespace
+
+    from history import ensure_history
+
+    from tracelake.lineage import open_lakehouse
+    from tracelake.lineage.query.graph import AuditIndex
+    from tracelake.lineage.record.checks import CheckContext
+    from tracelake.monitors.checks import ActionLimit, RowCountVsHistory
+
+    home, _ = ensure_history(3, 2000)
+    lake = open_lakehouse(home)
+    cases = {"cleaned_trips": RowCountVsHistory(tolerance=0.5, window=7),
+             "tip_predictions": ActionLimit("positive_rate", "avg(predicted_tip)", 0.15, window=7)}
+    out = {}
+    print(f"\nHistory tests on three simulated years ({home})")
+    for component, test in cases.items():
+        run = SimpleNamespace(component=component, run_id="r-benchmark", partition_key="2099-01-01",
+                              log_metric=lambda *a: None)
+        stats = {"value": 0.5}
+        narrowed, whole = [], []
+        for _ in range(samples):
+            ctx = CheckContext(run, lake, frame=None, rows=2000)
+            t = time.perf_counter()
+            result = test.evaluate(ctx, stats)
+            narrowed.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            index = AuditIndex(lake)
+            whole.append(time.perf_counter() - t)
+        runs = index.runs
+        mine = runs[(runs["component"] == component) & (runs["status"] == "succeeded")]
+        n, w = statistics.median(narrowed[1:]) * 1000, statistics.median(whole[1:]) * 1000
+        out[component] = {"test": test.name, "narrowed_ms": n, "whole_index_ms": w, "runs_of_component": len(mine),
+                          "runs_recorded": len(runs), "history_seen": len((result.details or {}).get("history", []))}
+        print(f"  {component:16s} {test.name:28s} {n:6.1f} ms p50 reading its own {len(mine):,} runs "
+              f"(compared with {out[component]['history_seen']}; whole index of {len(runs):,}: {w:6.0f} ms, "
+              f"{w / n:.0f}x)   {'met' if w / n >= 10 else 'NOT met'} (>= 10x)")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=8)
-    parser.add_argument("--only", choices=["rules", "overhead"], help="run one part")
+    parser.add_argument("--only", choices=["rules", "overhead", "history"], help="run one part")
     parser.add_argument("--child", choices=["spark", "pandas"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results") / "checks_cost.json"))
@@ -309,10 +358,12 @@ def main() -> int:
         _child(args.child, args.data)
         return 0
     out: dict = {}
-    if args.only != "overhead":
+    if args.only in (None, "rules"):
         out["rules"] = rules_part(args.rows)
-    if args.only != "rules":
+    if args.only in (None, "overhead"):
         out["overhead"] = overhead_part(args.days)
+    if args.only in (None, "history"):
+        out["history"] = history_part()
     save_results(args.out, out)
     return 0 if out.get("rules", {}).get("same_answers", True) else 1
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeAlias
 
@@ -204,27 +204,47 @@ class AuditStore:
         return self.journal.append(table, key, row)
 
     # -- reading -----------------------------------------------------------------------------
-    def read_delta(self, table: TableRef, version: int | None = None) -> pa.Table:
-        """The flushed rows, aligned to the table's schema (fields added later read as null)."""
-        schema = self.schema_of(table)
+    def read_delta(self, table: TableRef, version: int | None = None, *, columns: Sequence[str] | None = None,
+                   where: Mapping[str, Any] | None = None) -> pa.Table:
+        """The flushed rows, aligned to the table's schema (fields added later read as null);
+        only ``columns`` and the rows whose values equal ``where``'s, when given."""
+        schema = _projected(self.schema_of(table), columns)
         try:
             dt = DeltaTable(self.path(table), version=version, storage_options=self.storage_options)
         except TableNotFoundError:
             return schema.empty_table()
-        data = dt.to_pyarrow_table()
+        if columns is None and not where:
+            data = dt.to_pyarrow_table()
+        else:
+            import pyarrow.dataset as ds
+
+            stored = set(dt.schema().to_arrow().names)
+            wanted = [f.name for f in schema if f.name in stored]
+            if where and not set(where) <= stored:     # filtering on a column the table never had
+                return schema.empty_table()
+            condition = None
+            for key, value in (where or {}).items():
+                term = ds.field(key) == value
+                condition = term if condition is None else condition & term
+            data = dt.to_pyarrow_dataset().to_table(columns=wanted, filter=condition)
         if not len(data):
             return schema.empty_table()
         cols = [data.column(f.name) if f.name in data.column_names else pa.nulls(len(data), f.type) for f in schema]
         return pa.Table.from_arrays(cols, schema=schema)
 
-    def read_arrow(self, table: TableRef, include_pending: bool = True) -> pa.Table:
-        """Delta rows plus unflushed journal rows, each record once (see the module docstring)."""
-        schema = self.schema_of(table)
-        data = self.read_delta(table)
+    def read_arrow(self, table: TableRef, include_pending: bool = True, *, columns: Sequence[str] | None = None,
+                   where: Mapping[str, Any] | None = None) -> pa.Table:
+        """Delta rows plus unflushed journal rows, each record once (see the module docstring).
+        ``columns`` and ``where`` (equality per column) narrow what is read: a question about one
+        component reads that component's rows of a few columns, not years of every record."""
+        if columns is not None:     # a record's identity is needed to read it once
+            columns = list(dict.fromkeys([*columns, "journal_id", "chain_seq"]))
+        data = self.read_delta(table, columns=columns, where=where)
         if include_pending:
-            pending = [e.row for e in self.journal.pending(_name(table))]
+            pending = [e.row for e in self.journal.pending(_name(table))
+                       if all(e.row.get(k) == v for k, v in (where or {}).items())]
             if pending:
-                data = pa.concat_tables([data, pa.Table.from_pylist(pending, schema=schema)])
+                data = pa.concat_tables([data, pa.Table.from_pylist(pending, schema=data.schema)])
         return _one_per_position(data)
 
     def read(self, table: TableRef, include_pending: bool = True) -> pd.DataFrame:
@@ -264,6 +284,15 @@ class AuditStore:
         dt.create_checkpoint()
         return {"table": _name(table), "version": dt.version(),
                 **{k: metrics.get(k) for k in ("numFilesAdded", "numFilesRemoved")}}
+
+
+def _projected(schema: pa.Schema, columns: Sequence[str] | None) -> pa.Schema:
+    if columns is None:
+        return schema
+    unknown = [c for c in columns if c not in schema.names]
+    if unknown:
+        raise KeyError(f"no column(s) {unknown} in this audit table (it has: {schema.names})")
+    return pa.schema([schema.field(c) for c in columns])
 
 
 def _one_per_position(data: pa.Table) -> pa.Table:

@@ -194,9 +194,8 @@ class RowCountVsHistory(DeclaredTest):
         return f"row count within ±{self.tolerance:.0%} of the median of {what} {self.window} runs"
 
     def evaluate(self, ctx: CheckContext, stats: dict[str, Any]) -> CheckResult:
-        runs = ctx.index.runs
-        mine = runs[(runs["component"] == ctx.run.component) & (runs["status"] == "succeeded")
-                    & (runs["run_id"] != ctx.run.run_id) & runs["output_rows"].notna()]
+        mine = ctx.earlier_runs(["partition_key", "output_rows"])
+        mine = mine[mine["output_rows"].notna()]
         if self.same_weekday and ctx.run.partition_key:
             weekday = _weekday(ctx.run.partition_key)
             mine = mine[[_weekday(p) == weekday for p in mine["partition_key"]]]
@@ -289,12 +288,10 @@ class ActionLimit(DeclaredTest):
             return self._result(True, observed_text="no rows", threshold_value=self.max_change)
         value = float(value)
         ctx.run.log_metric(self.metric, value)
-        runs = ctx.index.runs
-        earlier = runs[(runs["component"] == ctx.run.component) & (runs["status"] == "succeeded")
-                       & (runs["run_id"] != ctx.run.run_id)]
+        earlier = ctx.earlier_runs(["metrics"]).sort_values("run_id").tail(self.window)
         history = []
-        for rid in sorted(earlier.index)[-self.window:]:
-            m = ctx.index.record(rid)["metrics"]
+        for metrics in earlier["metrics"]:
+            m = dict(metrics) if metrics is not None else {}
             if self.metric in m:
                 history.append(float(m[self.metric]))
         if not history:

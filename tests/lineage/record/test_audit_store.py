@@ -53,6 +53,33 @@ def test_flush_after_a_crash_between_commit_and_bookkeeping_writes_nothing_twice
     assert lake.journal.pending_stats()[0] == 0
 
 
+def test_a_narrowed_read_gets_the_same_records_flushed_or_journaled_and_each_once(home):
+    """What a history test reads: one component's rows, a few columns. The same records as the
+    whole read, whether flushed, still journaled, or both (a flush killed before the trim)."""
+    lake = open_lakehouse(home)
+
+    def append(n, component):
+        for i in range(n):
+            r = _run_row(component=component, output_rows=100 + i, partition_key=f"2026-01-{i + 1:02d}")
+            lake.journal.append(COMPONENT_RUNS, r["run_id"], r)
+
+    append(3, "a")
+    append(2, "b")
+    lake.store.flush()
+    append(2, "a")                                    # journaled only
+    entries = lake.journal.pending(COMPONENT_RUNS)
+    lake.store._append(COMPONENT_RUNS, lake.store.path(COMPONENT_RUNS), [entries[0].row],
+                       lake.store._app_id(COMPONENT_RUNS), entries[0].chain_seq)   # flushed and still journaled
+    whole = lake.store.read_arrow(COMPONENT_RUNS).to_pandas()
+    narrow = lake.store.read_arrow(COMPONENT_RUNS, columns=["run_id", "output_rows"], where={"component": "a"})
+    assert narrow.column_names == ["run_id", "output_rows", "journal_id", "chain_seq"]
+    expected = whole[whole["component"] == "a"][["run_id", "output_rows"]]
+    got = sorted(narrow.to_pandas()[["run_id", "output_rows"]].itertuples(index=False, name=None))
+    assert got == sorted(expected.itertuples(index=False, name=None))
+    assert narrow.num_rows == 5
+    assert lake.store.read_arrow(COMPONENT_RUNS, columns=["run_id"], where={"component": "nobody"}).num_rows == 0
+
+
 def test_tampering_with_a_record_or_deleting_one_is_detected(home):
     lake = open_lakehouse(home)
     for i in range(5):

@@ -179,6 +179,7 @@ def test_row_count_history_action_limit_and_input_freshness(home, spark):
     assert drop["row_count_vs_history"].metadata["observed"].value == pytest.approx(-0.75)
     # paid_rate is logged as a run metric with history; 5 rows give 2/5 paid vs 0.5: within 0.3.
     assert drop["paid_rate_action_limit"].passed
+    assert "vs median 0.5000 of 3 runs" in drop["paid_rate_action_limit"].metadata["observed_detail"].value
     runs = open_lakehouse(home).store.component_runs()
     assert runs[runs["partition_key"] == "2026-01-09"].iloc[0]["metrics"]["paid_rate"] == pytest.approx(0.4)
     # order_totals for the 11th reads the 9th..11th of orders: two never arrived -> staleness, not an error.
