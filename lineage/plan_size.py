@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["SINGLE_TASK_BELOW_BYTES", "estimated_bytes", "in_one_task_if_small"]
+__all__ = ["SINGLE_TASK_BELOW_BYTES", "estimated_bytes", "in_one_task_if_small", "larger_than"]
 
 # Measured on 2 cores (tests' pass + commit of a cached batch): one task wins below ~2-4 MB by
 # Spark's estimate (2,000 rows: 330-360 ms instead of 470-590; 50,000 rows, 1.2 MB: 370 instead
@@ -55,7 +55,12 @@ def in_one_task_if_small(df: DataFrame) -> DataFrame:
     Spark plans those jobs without a shuffle - one stage, one task - and the commit writes one
     file instead of several small ones. Only the last stage of the function's own plan runs in
     one task (a coalesce does not cross a shuffle); an estimate Spark does not have keeps ``df``."""
+    return df if larger_than(df, SINGLE_TASK_BELOW_BYTES) else df.coalesce(1)
+
+
+def larger_than(df: DataFrame, limit_bytes: float) -> bool:
+    """Spark estimates ``df`` above ``limit_bytes`` - or has no estimate (a frame made from
+    Python rows through an RDD reports none usable), which every caller must treat as large:
+    the way chosen for a small input is the one that would be slow on a large one."""
     size = estimated_bytes(df)
-    if size is None or size >= SINGLE_TASK_BELOW_BYTES:
-        return df
-    return df.coalesce(1)
+    return size is None or size > limit_bytes

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracelake.lineage.plan_size import estimated_bytes
+from tracelake.lineage.plan_size import larger_than
 from tracelake.lineage.record.redact import REDACTED, bound_text, is_secret_key, remember_secret, scrub_text
 from tracelake.lineage.record.runid import new_run_id
 
@@ -201,8 +201,7 @@ def _large(frame: DataFrame) -> bool:
     """Above 64 MB by Spark's estimate, or without one (a frame made from Python rows through an
     RDD reports Long.MaxValue): key-grouping aggregates get their own pass. A day of the
     reference pipeline is a few hundred KB; 10M rows of orders are 180 MB of Parquet."""
-    size = estimated_bytes(frame)
-    return size is None or size > _KEYED_APART_ABOVE_BYTES
+    return larger_than(frame, _KEYED_APART_ABOVE_BYTES)
 
 
 def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResult]:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tracelake.lineage.plan_size import estimated_bytes
+from tracelake.lineage.plan_size import larger_than
 from tracelake.monitors.drift.profiles import ALL, GRANULARITY_SECONDS, Profile, ProfileSpec, merge
 
 if TYPE_CHECKING:
@@ -313,8 +313,7 @@ def profile_spark_sql(df: DataFrame, spec: ProfileSpec, *, strategy: str = "auto
             strategy = "jvm"
         else:
             jvm_profiles.warn_missing(df.sparkSession)
-            size = estimated_bytes(df)
-            strategy = "split" if size is None or size > _SPLIT_ABOVE_BYTES else "single"
+            strategy = "split" if larger_than(df, _SPLIT_ABOVE_BYTES) else "single"
     if strategy == "jvm":
         return jvm_profiles.profile_jvm(df, spec)
     if strategy not in ("single", "split"):
