@@ -41,8 +41,10 @@ __all__ = [
     "CheckContext",
     "CheckResult",
     "DeclaredCheck",
+    "QuarantineCounts",
     "check_result_rows",
     "evaluate_checks",
+    "evaluate_checks_marked",
     "mark_quarantine",
     "quarantine_counts",
     "quarantine_rules",
@@ -204,9 +206,8 @@ def _large(frame: DataFrame) -> bool:
     return larger_than(frame, _KEYED_APART_ABOVE_BYTES)
 
 
-def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResult]:
-    """One aggregation pass for every row condition and aggregate (a second one for key-grouping
-    aggregates on a large input: see ``_large``), then each test's verdict."""
+def _expressions(checks: Sequence[Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """({alias: SQL aggregate} of every row condition and aggregate, the same of key-grouping ones)."""
     exprs: dict[str, str] = {"__rows": "count(*)"}
     keyed: dict[str, str] = {}
     for i, check in enumerate(checks):
@@ -218,6 +219,17 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
         keyed_aggregates = getattr(check, "keyed_aggregates", None)   # optional for hand-written tests
         for alias, sql in (keyed_aggregates() if keyed_aggregates else {}).items():
             keyed[f"{i}__{alias}"] = sql
+    return exprs, keyed
+
+
+def _aggregate(frame: DataFrame, exprs: dict[str, str]) -> dict[str, Any]:
+    return frame.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in exprs.items()]).collect()[0].asDict()
+
+
+def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResult]:
+    """One aggregation pass for every row condition and aggregate (a second one for key-grouping
+    aggregates on a large input: see ``_large``), then each test's verdict."""
+    exprs, keyed = _expressions(checks)
     stats_row: dict[str, Any] = {}
     errors: dict[int, BaseException] = {}
     try:
@@ -225,8 +237,7 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
         if keyed and _large(ctx.frame):
             passes = [exprs, keyed]     # see DeclaredTest.keyed_aggregates
         for own in passes:
-            row = ctx.frame.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in own.items()]).collect()[0]
-            stats_row.update(row.asDict())
+            stats_row.update(_aggregate(ctx.frame, own))
         if not ctx.rows_counted:
             ctx.rows = int(stats_row["__rows"])
     except Exception:  # e.g. one test names a column that no longer exists (a schema break)
@@ -241,10 +252,14 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
             if not own:
                 continue
             try:
-                part = ctx.frame.selectExpr(*[f"{sql} AS `{alias}`" for alias, sql in own.items()]).collect()[0]
-                stats_row.update(part.asDict())
+                stats_row.update(_aggregate(ctx.frame, own))
             except Exception as exc:  # this test cannot be computed on these rows: a failed result
                 errors[i] = exc
+    return _verdicts(checks, ctx, stats_row, errors)
+
+
+def _verdicts(checks: Sequence[Any], ctx: CheckContext, stats_row: dict[str, Any],
+              errors: dict[int, BaseException]) -> list[CheckResult]:
     results = []
     for i, check in enumerate(checks):
         if i in errors:
@@ -259,6 +274,54 @@ def evaluate_checks(checks: Sequence[Any], ctx: CheckContext) -> list[CheckResul
             result = _failed_because(check, exc)
         results.append(result)
     return [sanitized(r) for r in results]  # before anything records, logs or raises with them
+
+
+@dataclass(frozen=True)
+class QuarantineCounts:
+    """Of a frame marked by :func:`mark_quarantine`: all its rows, the rows set aside, and the
+    rows failing each quarantining test (a row can fail several)."""
+
+    rows: int
+    quarantined: int
+    by_rule: dict[str, int]
+
+
+def evaluate_checks_marked(checks: Sequence[Any], ctx: CheckContext, marked: DataFrame,
+                           rules: Sequence[str]) -> tuple[list[CheckResult], QuarantineCounts] | None:
+    """The quarantine's counts and the tests' aggregates in **one** job over the marked rows:
+    grouped by whether a row is kept, the kept group's aggregates are exactly those over the
+    rows to be written (``ctx.frame``) - one Spark job fewer per run than counting first (~0.1-0.2 s
+    of a day's run). None when that job fails (a test's expression errs on a row the quarantine
+    sets aside; the function's rows cannot be computed) or no row is kept: the caller then
+    counts and tests apart, each with its own handling of errors."""
+    from pyspark.sql import functions as F
+
+    exprs, keyed = _expressions(checks)
+    separate = bool(keyed) and _large(ctx.frame)
+    grouped = exprs if separate else exprs | keyed
+    counts = {f"__q{i}": F.sum(F.array_contains(VIOLATIONS_COLUMN, rule).cast("int")) for i, rule in enumerate(rules)}
+    try:
+        groups = {bool(row["__kept"]): row.asDict() for row in marked.groupBy(
+            (F.size(VIOLATIONS_COLUMN) == 0).alias("__kept")).agg(
+                *[F.expr(sql).alias(alias) for alias, sql in grouped.items()],
+                *[column.alias(alias) for alias, column in counts.items()]).collect()}
+    except Exception:
+        return None
+    kept, bad = groups.get(True), groups.get(False)
+    if kept is None:
+        return None     # a global aggregate over no rows has values (0, null) a group cannot give
+    quarantined = int(bad["__rows"]) if bad else 0
+    by_rule = {rule: int((bad or {}).get(f"__q{i}") or 0) for i, rule in enumerate(rules)}
+    stats_row = {k: v for k, v in kept.items() if k != "__kept" and k not in counts}
+    ctx.rows = int(stats_row["__rows"])
+    ctx.quarantined_rows, ctx.quarantined_by_rule = quarantined, by_rule
+    if separate:
+        try:
+            stats_row.update(_aggregate(ctx.frame, keyed))
+        except Exception:
+            return None
+    return (_verdicts(checks, ctx, stats_row, {}),
+            QuarantineCounts(rows=ctx.rows + quarantined, quarantined=quarantined, by_rule=by_rule))
 
 
 def quarantine_rules(checks: Sequence[Any]) -> list[tuple[str, str]]:
@@ -298,7 +361,7 @@ def split_marked(marked: DataFrame) -> tuple[DataFrame, DataFrame]:
 
 def quarantine_counts(marked: DataFrame, rules: Sequence[str]) -> tuple[int, int, dict[str, int]]:
     """(rows, rows quarantined, rows failing each rule) of a marked frame in one pass - a row
-    can fail several rules."""
+    can fail several rules. :func:`evaluate_checks_marked` counts them with the tests instead."""
     from pyspark.sql import functions as F
 
     bad = F.size(VIOLATIONS_COLUMN) > 0

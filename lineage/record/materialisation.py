@@ -6,8 +6,8 @@
    read *at that version* (the recorded version is the version read);
 3. **run the function** - the user's transform, with the run for metrics and models;
 4. **split the quarantine** - rows failing a quarantining test are set aside, not dropped;
-5. **evaluate the declared tests** - on the rows about to be written, in one Spark pass, and
-   journal every result;
+5. **evaluate the declared tests** - on the rows about to be written, in one Spark pass that
+   also counts the quarantine, and journal every result;
 6. **write one commit** - or, when a *blocking* test failed, write nothing to the table: the batch
    is kept in ``<table>__rejected`` for inspection and the run fails (write-audit-publish: a
    gate that failed never leaves its rows visible to readers);
@@ -33,6 +33,7 @@ from tracelake.lineage.record.checks import (
     CheckContext,
     CheckResult,
     evaluate_checks,
+    evaluate_checks_marked,
     mark_quarantine,
     quarantine_counts,
     quarantine_rules,
@@ -65,6 +66,8 @@ class _Batch:
     rows: int | None = None                  # None until a job has counted them
     quarantine: DataFrame | None = None
     quarantined: int = 0
+    marked: DataFrame | None = None          # every row, with the quarantining tests it fails
+    source: DataFrame | None = None          # the function's rows, before marking
     by_rule: dict[str, int] = field(default_factory=dict)
     cached: list[DataFrame] = field(default_factory=list)
 
@@ -193,59 +196,83 @@ class Materialisation:
             # row count from the commit's statistics) - one Spark job and a cache fewer per run.
             return _Batch(df, produced)
         # Cached once: the tests, the quarantine split and the commit all read the same rows. No
-        # count of its own: the first job over them - the quarantine's per-rule counts, else the
-        # tests' single pass, which counts rows too - computes the function's rows and fills the
-        # cache (a Spark job fewer per run: ~0.1-0.3 s on a day's rows). A small batch is one
-        # partition, so those jobs and the window of a uniqueness quarantine need no shuffle.
+        # count of its own: the tests' single pass counts the rows (and the quarantine's) and
+        # fills the cache - a Spark job fewer per run (~0.1-0.3 s on a day's rows). A small batch
+        # is one partition, so that job and the window of a uniqueness quarantine need no shuffle.
         batch = _Batch(in_one_task_if_small(df), produced)
-        if self.spec.quarantines and self._split_quarantine(batch):
+        if self.spec.quarantines and self._mark_quarantine(batch):
             return batch
         batch.frame = batch.frame.persist()
         batch.cached = [batch.frame]
         return batch
 
-    def _split_quarantine(self, batch: _Batch) -> bool:
-        """Mark each row with the quarantining tests it fails, once, and count them per rule in
-        the same job that computes the function's rows: the marked rows are what is cached, so a
-        test that needs a window (uniqueness keeps a key's first row) is evaluated once, not again
-        by the tests and each of the two commits. True: the batch is ready - split, or, when a
-        rule cannot be evaluated, cached and counted unsplit (logged); False: no rule to mark."""
-        rules = [name for name, _ in quarantine_rules(self.spec.checks)]
-        marked = None
+    def _mark_quarantine(self, batch: _Batch) -> bool:
+        """Mark each row with the quarantining tests it fails, once: the marked rows are what is
+        cached, so a test that needs a window (uniqueness keeps a key's first row) is evaluated
+        once, not again by the tests and each of the two commits. They are counted with the tests
+        (``evaluate_checks``). True: the batch is ready - split, or, when a rule cannot be
+        evaluated, cached and counted unsplit (logged); False: no rule to mark."""
         try:
             marked = mark_quarantine(self.spec.checks, batch.frame)
-            if marked is None:
-                return False
-            marked = marked.persist()
-            total, batch.quarantined, batch.by_rule = quarantine_counts(marked, rules)
-        except Exception as exc:  # a rule names a column the output lacks (a schema break) ...
-            if marked is not None:
-                marked.unpersist()
-            # ... or the function's rows cannot be computed at all: then this count raises that
-            # error, which is the run's, as it would have without any quarantine.
-            batch.frame = batch.frame.persist()
-            try:
-                batch.rows = batch.frame.count()
-            except BaseException:
-                batch.frame.unpersist()   # the run never gets this batch to release it
-                raise
-            batch.cached = [batch.frame]
-            self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: "
-                                   f"{scrub_text(str(exc))}")
+        except Exception as exc:  # a rule names a column the output lacks (a schema break)
+            self._unsplit(batch, batch.frame, exc)
             return True
-        batch.cached = [marked]
-        batch.frame, batch.quarantine = split_marked(marked)
-        batch.rows = total - batch.quarantined
+        if marked is None:
+            return False
+        batch.source, batch.marked = batch.frame, marked.persist()
+        batch.cached = [batch.marked]
+        batch.frame, batch.quarantine = split_marked(batch.marked)
         return True
+
+    def _count_quarantine(self, batch: _Batch) -> None:
+        """Count a marked batch on its own (when the tests could not count it in their pass)."""
+        assert batch.marked is not None and batch.source is not None
+        try:
+            total, batch.quarantined, batch.by_rule = quarantine_counts(batch.marked, self._rules())
+        except Exception as exc:  # a rule's expression fails on these rows, or they cannot be computed
+            batch.marked.unpersist()
+            batch.marked, batch.quarantine = None, None
+            self._unsplit(batch, batch.source, exc)
+            return
+        batch.rows = total - batch.quarantined
+
+    def _unsplit(self, batch: _Batch, frame: DataFrame, exc: Exception) -> None:
+        """A quarantining rule cannot be evaluated on these rows: keep them all (tested, committed
+        unsplit) and say so. If the function's rows cannot be computed at all, the count raises
+        that error - the run's own, as it would have been without any quarantine."""
+        batch.frame = frame.persist()
+        try:
+            batch.rows = batch.frame.count()
+        except BaseException:
+            batch.frame.unpersist()   # the run never gets this batch to release it
+            raise
+        batch.cached = [batch.frame]
+        self.context.log.error(f"{self.spec.name}: rows not quarantined, a rule cannot be evaluated: "
+                               f"{scrub_text(str(exc))}")
+
+    def _rules(self) -> list[str]:
+        return [name for name, _ in quarantine_rules(self.spec.checks)]
 
     # -- 5 -------------------------------------------------------------------------------------
     def evaluate_checks(self, run: ComponentRun, batch: _Batch) -> list[CheckResult]:
+        started = time.perf_counter()
+        results = None
+        if batch.marked is not None and batch.rows is None:
+            # The quarantine's counts and the tests' aggregates in one job.
+            ctx = CheckContext(run, self.lake, batch.frame, None, produced_schema=batch.produced)
+            judged = evaluate_checks_marked(self.spec.checks, ctx, batch.marked, self._rules())
+            if judged is None:
+                self._count_quarantine(batch)
+            else:
+                results, counts = judged
+                batch.rows, batch.quarantined, batch.by_rule = ctx.rows, counts.quarantined, counts.by_rule
         if not self.spec.checks:
             return []
-        started = time.perf_counter()
-        ctx = CheckContext(run, self.lake, batch.frame, batch.rows, batch.quarantined, batch.produced, batch.by_rule)
-        results = evaluate_checks(self.spec.checks, ctx)
-        batch.rows = ctx.rows   # counted by the tests' pass when nothing had counted them before
+        if results is None:
+            ctx = CheckContext(run, self.lake, batch.frame, batch.rows, batch.quarantined, batch.produced,
+                               batch.by_rule)
+            results = evaluate_checks(self.spec.checks, ctx)
+            batch.rows = ctx.rows   # counted by the tests' pass when nothing had counted them before
         self.recorder.record_checks(run, results)
         run.timings.add("checks_ms", started)
         return results

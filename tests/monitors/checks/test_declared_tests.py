@@ -252,15 +252,15 @@ def _spark_actions(spark, asset, day: str, home: str) -> set[str]:
     return sites
 
 
-def test_declared_tests_cost_one_spark_action_and_a_quarantine_one_more(home, spark):
+def test_declared_tests_cost_one_spark_action_with_or_without_a_quarantine(home, spark):
     """Counted in Spark's own tracker: the same rows written plain, with three tests, and with a
-    quarantining test (no row fails it, so no quarantine commit). The rows are counted by the
-    tests' pass or the quarantine's counts - never by a count of their own."""
+    quarantining test (no row fails it, so no quarantine commit). The rows - and the rows set
+    aside, per rule - are counted by the tests' pass, never by a count of their own."""
     day = "2026-01-10"
     _run(home, day)
     plain, tested, quarantined = (_spark_actions(spark, a, day, home)
                                   for a in (plain_amounts, checked_amounts, quarantined_amounts))
-    assert len(tested - plain) == 1 and len(quarantined - plain) == 2, (plain, tested, quarantined)
+    assert len(tested - plain) == 1 and len(quarantined - plain) == 1, (plain, tested, quarantined)
     assert all("lineage/record/checks.py" in site for site in (tested | quarantined) - plain)
 
 
@@ -326,3 +326,78 @@ def test_key_grouping_aggregates_apart_on_a_large_input_give_the_same_verdicts(s
     assert together[0][2] == ("order_id_unique", not duplicate, int(duplicate), int(duplicate))
     assert together[1] == 400
     assert len(passes) == 2 and any("DISTINCT" in e for e in passes[1]) and not any("DISTINCT" in e for e in passes[0])
+
+
+def _split_apart(runner, tests, frame):
+    """The quarantine counted on its own, then the tests over the kept rows: the two-job way."""
+    marked = runner.mark_quarantine(tests, frame)
+    rules = [name for name, _ in runner.quarantine_rules(tests)]
+    total, quarantined, by_rule = runner.quarantine_counts(marked, rules)
+    good, _ = runner.split_marked(marked)
+    ctx = runner.CheckContext(run=None, lake=None, frame=good, rows=total - quarantined, quarantined_rows=quarantined,
+                              quarantined_by_rule=by_rule)
+    verdicts = [(r.name, r.passed, r.failing_rows, r.observed_value) for r in runner.evaluate_checks(tests, ctx)]
+    return verdicts, (ctx.rows, quarantined, by_rule), marked, rules, good
+
+
+@pytest.mark.parametrize("keyed_apart", [False, True])
+def test_the_quarantine_counted_in_the_tests_pass_gives_the_same_verdicts_and_counts(spark, monkeypatch, keyed_apart):
+    """One job instead of two: grouped by whether a row is kept, the kept group's aggregates are
+    the tests' over the rows to be written, and the other group's are the quarantine's counts -
+    the same verdicts, rows and per-rule counts as counting first and testing the kept rows."""
+    from tracelake.lineage.record import checks as runner
+
+    rows = [(f"o-{i}", float(1 + i % 60), 1.0, "paid") for i in range(300)]
+    rows[3] = ("o-3", None, 1.0, "paid")        # fails NotNull (and tip <= amount: null)
+    rows[4] = ("o-4", 5.0, 99.0, "paid")        # fails tip <= amount (quarantined)
+    rows[5] = ("o-5", None, 99.0, "paid")       # fails both: each row counted once in the rows set aside
+    rows[6] = ("o-0", 55.0, 1.0, None)          # a duplicate key and a null status: kept, and judged
+    frame = spark.createDataFrame(pd.DataFrame(rows, columns=["order_id", "amount", "tip", "status"]))
+    tests = [NotNull("amount", quarantine=True, max_fail_rate=0.5),
+             Expression("tip_le_amount", "tip <= amount", quarantine=True, max_fail_rate=0.5),
+             Range("amount", 0, 50, max_fail_rate=0.5), NotNull("status"), Unique("order_id"),
+             ActionLimit("paid_rate", "avg(CASE WHEN status = 'paid' THEN 1.0 ELSE 0.0 END)", 0.999)]
+    if keyed_apart:
+        monkeypatch.setattr(runner, "_KEYED_APART_ABOVE_BYTES", -1)
+    apart, counts, marked, rules, good = _split_apart(runner, tests, frame)
+    ctx = runner.CheckContext(run=None, lake=None, frame=good, rows=None)
+    judged = runner.evaluate_checks_marked(tests, ctx, marked, rules)
+    assert judged is not None
+    results, together = judged
+    assert [(r.name, r.passed, r.failing_rows, r.observed_value) for r in results] == apart
+    assert (ctx.rows, together.quarantined, together.by_rule) == counts == (
+        297, 3, {"amount_not_null": 2, "tip_le_amount": 3})   # a null amount fails both rules
+    assert together.rows == 300 and (ctx.quarantined_rows, ctx.quarantined_by_rule) == counts[1:]
+    verdicts = {name: (passed, failing) for name, passed, failing, _ in apart}
+    assert verdicts["order_id_unique"] == (False, 1) and verdicts["status_not_null"] == (False, 1)
+    assert verdicts["paid_rate_action_limit"][0] is False
+    # Every row set aside: the kept rows' aggregates are a global aggregate over nothing, which
+    # a group cannot give - the caller counts and tests apart.
+    everything = runner.mark_quarantine([Expression("never", "false", quarantine=True)], frame)
+    assert runner.evaluate_checks_marked(tests, runner.CheckContext(None, None, good, None), everything, ["never"]) is None
+
+
+@component(partitions_def=days, checks=[Expression("numeric_code", "code rlike '^[0-9]+$'", quarantine=True,
+                                                   max_fail_rate=0.5),
+                                        Expression("positive_code", "cast(code AS int) > 0")])
+def coded_orders(orders):
+    return orders.selectExpr("order_id", "CASE WHEN amount < 12 THEN 'n/a' ELSE string(int(amount)) END AS code")
+
+
+def test_a_test_that_errs_on_a_row_set_aside_is_judged_on_the_kept_rows(home, spark):
+    """In one job with the quarantine's counts, a test's expression meets the rows set aside too
+    (``cast('n/a' AS int)`` fails under ANSI SQL). The run then counts and tests apart: the test
+    judges the kept rows, as declared, and the rows set aside are kept in the quarantine."""
+    assert spark.conf.get("spark.sql.ansi.enabled") == "true"
+    day = "2026-01-08"
+    _run(home, day)
+    result = dg.materialize([orders, coded_orders], selection=[coded_orders], partition_key=day,
+                            resources=_resources(home))
+    evals = _evaluations(result)
+    assert evals["positive_code"].passed and evals["numeric_code"].passed, {k: v.metadata for k, v in evals.items()}
+    assert evals["numeric_code"].metadata["failing_rows"].value == 2
+    lake = open_lakehouse(home)
+    assert len(DeltaTable(lake.layout.table("coded_orders")).to_pandas()) == 18
+    assert sorted(DeltaTable(lake.layout.table("coded_orders__quarantine")).to_pandas()["code"]) == ["n/a", "n/a"]
+    rec = lake.store.component_runs().set_index("component").loc["coded_orders"]
+    assert rec["status"] == "succeeded" and rec["quarantined_rows"] == 2
