@@ -302,7 +302,7 @@ def evaluate_checks_marked(checks: Sequence[Any], ctx: CheckContext, marked: Dat
     exprs, keyed = _expressions(checks)
     separate = bool(keyed) and _large(ctx.frame)
     grouped = exprs if separate else exprs | keyed
-    counts = {f"__q{i}": F.sum(F.array_contains(VIOLATIONS_COLUMN, rule).cast("int")) for i, rule in enumerate(rules)}
+    counts = _rule_counts(rules)
     try:
         groups = {bool(row["__kept"]): row.asDict() for row in marked.groupBy(
             (F.size(VIOLATIONS_COLUMN) == 0).alias("__kept")).agg(
@@ -316,7 +316,7 @@ def evaluate_checks_marked(checks: Sequence[Any], ctx: CheckContext, marked: Dat
     if kept is None:
         return None     # a global aggregate over no rows has values (0, null) a group cannot give
     quarantined = int(bad["__rows"]) if bad else 0
-    by_rule = {rule: int((bad or {}).get(f"__q{i}") or 0) for i, rule in enumerate(rules)}
+    by_rule = _by_rule(bad or {}, rules)
     stats_row = {k: v for k, v in kept.items() if k != "__kept" and k not in counts}
     ctx.rows = int(stats_row["__rows"])
     ctx.quarantined_rows, ctx.quarantined_by_rule = quarantined, by_rule
@@ -377,9 +377,20 @@ def quarantine_counts(marked: DataFrame, rules: Sequence[str]) -> tuple[int, int
 
     bad = F.size(VIOLATIONS_COLUMN) > 0
     exprs = [F.count(F.lit(1)).alias("__all"), F.count_if(bad).alias("__bad")] + [
-        F.sum(F.array_contains(VIOLATIONS_COLUMN, rule).cast("int")).alias(f"r{i}") for i, rule in enumerate(rules)]
-    row = marked.agg(*exprs).collect()[0]
-    return int(row["__all"]), int(row["__bad"]), {rule: int(row[f"r{i}"] or 0) for i, rule in enumerate(rules)}
+        column.alias(alias) for alias, column in _rule_counts(rules).items()]
+    row = marked.agg(*exprs).collect()[0].asDict()
+    return int(row["__all"]), int(row["__bad"]), _by_rule(row, rules)
+
+
+def _rule_counts(rules: Sequence[str]) -> dict[str, Any]:
+    """{alias: rows of a marked frame failing the rule} for each quarantining rule."""
+    from pyspark.sql import functions as F
+
+    return {f"__q{i}": F.sum(F.array_contains(VIOLATIONS_COLUMN, rule).cast("int")) for i, rule in enumerate(rules)}
+
+
+def _by_rule(row: dict[str, Any], rules: Sequence[str]) -> dict[str, int]:
+    return {rule: int(row.get(f"__q{i}") or 0) for i, rule in enumerate(rules)}
 
 
 def check_result_rows(run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:
