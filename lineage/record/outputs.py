@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tracelake.lineage.layout import PARTITION_COLUMN, Layout
 from tracelake.lineage.record import delta_meta
@@ -23,7 +23,7 @@ from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, Missi
 from tracelake.lineage.record.errors_text import error_message
 from tracelake.lineage.record.rollback import roll_back
 from tracelake.lineage.record.run import ComponentRun, OutputRecord
-from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, write_commit
+from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, with_reserved_columns, write_commit
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 SparkProvider = Callable[[], "SparkSession"]
+# A quarantine up to this many rows is committed with delta-rs from Arrow in the driver's memory;
+# a bigger one (a whole feed set aside) is written by Spark, which streams it.
+SMALL_QUARANTINE_ROWS = 100_000
 
 
 def partitions_at(path: str, version: int) -> list[str]:
@@ -104,11 +107,15 @@ def commit_output(spark: SparkProvider, layout: Layout, run: ComponentRun, df: D
 
 
 def commit_quarantine(spark: SparkProvider, layout: Layout, run: ComponentRun, df: DataFrame, *, table: str,
-                      mode: WriteMode, rows: int | None = None) -> OutputRecord | None:
+                      mode: WriteMode, rows: int | None = None,
+                      table_properties: Mapping[str, str] | None = None) -> OutputRecord | None:
     """Rows that failed a quarantining test: one commit to ``table`` (nothing is dropped).
 
     No bad rows: nothing is written, unless an earlier run of the same partition left
-    quarantined rows, which this run's (empty) quarantine then replaces."""
+    quarantined rows, which this run's (empty) quarantine then replaces. A few rows (``rows``
+    counted, at most ``SMALL_QUARANTINE_ROWS``) are committed with delta-rs (see
+    ``_commit_small``); more, or an uncounted batch, with Spark. ``table_properties`` are given
+    to a table delta-rs creates (Spark gives its session's defaults to the tables it creates)."""
     path = layout.table(table)
     partitions = run.partition_keys if mode == "partition" else None
     before = delta_meta.latest_version(path)
@@ -121,10 +128,15 @@ def commit_quarantine(spark: SparkProvider, layout: Layout, run: ComponentRun, d
         # nothing to write and nothing to replace: no commit (version -1)
         run.quarantine = _side_record(table, path, -1, 0, 0, 0, partitions, mode)
         return None
-    write_commit(spark(), path, df, run_id=run.run_id, mode="append" if mode == "overwrite" else mode,
-                 partitions=partitions, schema_policy="merge", replace_existing=stale,
-                 user_metadata={"tracelake_run_id": run.run_id, "component": run.component,
-                                "partition": run.partition_key, "quarantine": True})
+    user_metadata = {"tracelake_run_id": run.run_id, "component": run.component,
+                     "partition": run.partition_key, "quarantine": True}
+    if rows is not None and rows <= SMALL_QUARANTINE_ROWS:
+        _commit_small(path, df, run.run_id, (partitions or []) if mode == "partition" else None,
+                      stale=stale, user_metadata=user_metadata, table_properties=table_properties)
+    else:
+        write_commit(spark(), path, df, run_id=run.run_id, mode="append" if mode == "overwrite" else mode,
+                     partitions=partitions, schema_policy="merge", replace_existing=stale,
+                     user_metadata=user_metadata)
     commit = _commit_after(path, run.run_id, before)
     if commit is None:
         raise RuntimeError(f"the quarantine write to {path} succeeded but no commit names run {run.run_id}")
@@ -134,6 +146,37 @@ def commit_quarantine(spark: SparkProvider, layout: Layout, run: ComponentRun, d
         # After run.quarantine is set, so a failure here still records (and rolls back) the version.
         check_no_concurrent_partition_write(path, run, commit.version, before, partitions or [])
     return run.quarantine
+
+
+def _commit_small(path: str, df: DataFrame, run_id: str, partitions: Sequence[str] | None, *, stale: bool,
+                  user_metadata: dict[str, object], table_properties: Mapping[str, str] | None) -> None:
+    """A few quarantined rows as one commit written by delta-rs: the rows come to the driver as
+    Arrow (one Spark job over the cached batch) and delta-rs commits them in ~50 ms, where a
+    Spark Delta write costs ~350 ms (p95 ~2 s when it writes a checkpoint) - most of what a
+    quarantine added to a small daily run. delta-rs already writes the data tables' rollbacks
+    and empty commits; the commit names the run in ``userMetadata`` as Spark's does."""
+    import pyarrow as pa
+    from deltalake import CommitProperties, write_deltalake
+
+    rows = with_reserved_columns(path, df, run_id, partitions).toArrow()
+    # Spark marks computed columns NOT NULL; the table's columns stay nullable, as Spark makes them.
+    rows = rows.cast(pa.schema([f.with_nullable(True) for f in rows.schema]))
+    common: dict[str, Any] = {
+        "schema_mode": "merge", "partition_by": [PARTITION_COLUMN] if partitions is not None else None,
+        "configuration": None if delta_meta.table_exists(path) else dict(table_properties or {}),
+        "commit_properties": CommitProperties(custom_metadata={"userMetadata": json.dumps(user_metadata,
+                                                                                        sort_keys=True)}),
+    }
+    if stale:  # this run's rows replace those an earlier run of the partition set aside
+        write_deltalake(path, rows, mode="overwrite", **common,
+                        predicate=f"{PARTITION_COLUMN} IN ({', '.join(_literal(p) for p in partitions or ())})")
+    else:
+        write_deltalake(path, rows, mode="append", **common)
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal for delta-rs' predicates (DataFusion: quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def commit_rejected(spark: SparkProvider, layout: Layout, run: ComponentRun, df: DataFrame, *, table: str,

@@ -201,7 +201,8 @@ class Recorder:
     def commit_quarantine(self, run: ComponentRun, df: DataFrame, *, table: str, mode: WriteMode,
                           rows: int | None = None) -> OutputRecord | None:
         """Rows that failed a quarantining test: one commit to ``table`` (see ``outputs``)."""
-        return outputs.commit_quarantine(self.spark, self.layout, run, df, table=table, mode=mode, rows=rows)
+        return outputs.commit_quarantine(self.spark, self.layout, run, df, table=table, mode=mode, rows=rows,
+                                         table_properties=self.store.table_properties())
 
     def roll_back(self, run: ComponentRun) -> list[str]:
         """Take a failing run's committed rows back out of its tables; returns what was done."""

@@ -21,7 +21,8 @@ from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS, RUN_ID_
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SchemaPolicy", "TableWriteError", "WriteMode", "fast_pinned_reads", "read_version", "write_commit"]
+__all__ = ["SchemaPolicy", "TableWriteError", "WriteMode", "fast_pinned_reads", "read_version", "with_reserved_columns",
+           "write_commit"]
 
 log = logging.getLogger("tracelake.tables")
 
@@ -108,26 +109,26 @@ def write_commit(
     Concurrent writers are handled by Delta's optimistic concurrency: a conflicting commit is
     retried (blind appends and writes to different partitions never conflict).
     """
-    from pyspark.sql import functions as F
-
-    if RUN_ID_COLUMN in df.columns:
-        df = df.drop(RUN_ID_COLUMN)
-    out = df.withColumn(RUN_ID_COLUMN, F.lit(run_id))
+    out = with_reserved_columns(path, df, run_id, (partitions or []) if mode == "partition" else None)
     writer_opts: dict[str, str] = {"userMetadata": json.dumps(user_metadata, sort_keys=True)}
     if schema_policy == "merge":
         writer_opts["mergeSchema"] = "true"
-    if mode == "partition":
-        out = _with_partition_column(path, out, partitions)
     spark_mode = _spark_mode(path, mode, schema_policy, partitions, replace_existing, writer_opts)
     _save_retrying(path, out, spark_mode, writer_opts, partitioned=mode == "partition", max_attempts=max_attempts)
     return out
 
 
-def _with_partition_column(path: str, out: DataFrame, partitions: Sequence[str] | None) -> DataFrame:
-    """Every row of a partition write names its partition in ``_tl_partition``: the run's one
-    partition, or (a run covering several) the column the output must already carry."""
+def with_reserved_columns(path: str, df: DataFrame, run_id: str, partitions: Sequence[str] | None) -> DataFrame:
+    """The rows as written: each names its run in ``_tl_run_id`` and, in a partition write
+    (``partitions`` given), its partition in ``_tl_partition`` - the run's one partition, or (a
+    run covering several) the column the output must already carry."""
     from pyspark.sql import functions as F
 
+    if RUN_ID_COLUMN in df.columns:
+        df = df.drop(RUN_ID_COLUMN)
+    out = df.withColumn(RUN_ID_COLUMN, F.lit(run_id))
+    if partitions is None:
+        return out
     if not partitions:
         raise TableWriteError(f"{path}: a partition write needs the partition key(s) of the run")
     if PARTITION_COLUMN in out.columns:

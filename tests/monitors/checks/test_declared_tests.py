@@ -16,6 +16,7 @@ from tracelake.lineage import (
     component,
     open_lakehouse,
 )
+from tracelake.lineage.record import outputs
 from tracelake.monitors.checks import (
     ActionLimit,
     AllowedValues,
@@ -112,7 +113,11 @@ def test_clean_data_passes_every_test_with_observed_and_threshold_metadata(home,
     assert set(stored["run_id"]) == {run_id}
 
 
-def test_failing_rows_are_quarantined_not_dropped_and_counted_per_rule(home, spark):
+@pytest.mark.parametrize("writer", ["delta-rs", "spark"])
+def test_failing_rows_are_quarantined_not_dropped_and_counted_per_rule(home, spark, monkeypatch, writer):
+    """A few rows set aside are committed by delta-rs, many by Spark: the same table either way."""
+    if writer == "spark":
+        monkeypatch.setattr(outputs, "SMALL_QUARANTINE_ROWS", 3)
     result = _run(home, "2026-01-03", bad_rows=4)
     evals = _evaluations(result)
     lake = open_lakehouse(home)
@@ -130,6 +135,14 @@ def test_failing_rows_are_quarantined_not_dropped_and_counted_per_rule(home, spa
     # A partition's first set-aside rows are a blind append (no replaceWhere table scan) ...
     quarantine = DeltaTable(lake.layout.table("orders__quarantine"))
     assert quarantine.history(1)[0]["operationParameters"]["mode"] == "Append"
+    assert writer.replace("spark", "Apache-Spark") in str(quarantine.history(1)[0].get("engineInfo")
+                                                         or quarantine.history(1)[0].get("clientVersion"))
+    # Either writer: Spark reads it with the same types, and it keeps its history for years.
+    assert spark.read.format("delta").load(quarantine.table_uri).dtypes == [
+        ("order_id", "string"), ("amount", "double"), ("tip", "double"), ("status", "string"), ("code", "string"),
+        ("_tl_violations", "array<string>"), ("_tl_run_id", "string"), ("_tl_partition", "string")]
+    assert quarantine.metadata().configuration["delta.logRetentionDuration"] == lake.settings.retention_interval
+    assert quarantine.metadata().partition_columns == ["_tl_partition"]
     # ... and a re-run without bad rows replaces the partition's quarantine.
     _run(home, "2026-01-03")
     assert len(DeltaTable(lake.layout.table("orders__quarantine")).to_pandas()) == 0
@@ -248,8 +261,15 @@ def _spark_actions(spark, asset, day: str, home: str) -> set[str]:
         for stage in (info.stageIds if info else []):
             stage_info = tracker.getStageInfo(stage)
             if stage_info is not None:
-                sites.add(stage_info.name)
+                sites.add(_action(stage_info.name))
     return sites
+
+
+def _action(site: str) -> str:
+    """A stage's action, with its call site only where it is Tracelake's tests' pass: the same
+    commit's write is named "save at NativeMethodAccessorImpl.java:0" or "save at <unknown>:0"
+    depending on which jobs the process ran before (seen after small quarantines' Arrow reads)."""
+    return site if "lineage/record/checks.py" in site else site.split(" at ")[0]
 
 
 def test_declared_tests_cost_one_spark_action_with_or_without_a_quarantine(home, spark):
