@@ -421,3 +421,22 @@ def test_a_test_that_errs_on_a_row_set_aside_is_judged_on_the_kept_rows(home, sp
     assert sorted(DeltaTable(lake.layout.table("coded_orders__quarantine")).to_pandas()["code"]) == ["n/a", "n/a"]
     rec = lake.store.component_runs().set_index("component").loc["coded_orders"]
     assert rec["status"] == "succeeded" and rec["quarantined_rows"] == 2
+
+
+def test_a_row_is_marked_with_the_names_of_the_quarantining_rules_it_breaks(spark):
+    """The marks are one SQL expression over every quarantining rule, a window one included."""
+    from tracelake.lineage.record import checks as runner
+
+    frame = spark.createDataFrame(pd.DataFrame({"order_id": ["a", "a", "b", None], "amount": [1.0, 2.0, -1.0, 3.0]}))
+    class HandWritten:   # a test outside monitors.checks: its name is not held to [A-Za-z0-9_]
+        name, quarantine = "it's \\ small", True
+
+        def row_condition(self):
+            return "amount < 2.5"
+
+    tests = [Expression("amount_positive", "amount > 0", quarantine=True), NotNull("order_id", quarantine=True),
+             Unique("order_id", quarantine=True), Range("amount", 0, 1.5), HandWritten()]   # Range: no mark
+    got = {(r["order_id"], r["amount"]): list(r["_tl_violations"])
+           for r in runner.mark_quarantine(tests, frame).collect()}
+    assert got[("b", -1.0)] == ["amount_positive"] and got[(None, 3.0)] == ["order_id_not_null", "it's \\ small"]
+    assert sorted([got[("a", 1.0)], got[("a", 2.0)]]) == [[], ["order_id_unique"]]   # one of the two stays
