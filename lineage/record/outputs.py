@@ -159,8 +159,9 @@ def _commit_small(path: str, df: DataFrame, run_id: str, partitions: Sequence[st
     from deltalake import CommitProperties, write_deltalake
 
     rows = with_reserved_columns(path, df, run_id, partitions).toArrow()
-    # Spark marks computed columns NOT NULL, and a NOT NULL column written by delta-rs gives the
-    # table an "invariants" feature Spark then refuses to read: nullable, as Spark writes them.
+    # Spark marks computed columns (a literal, a range) NOT NULL. In a table with table features (a
+    # timestamp_ntz column has delta-rs write one) a NOT NULL column turns on "invariants" in a
+    # way Spark refuses to read: the columns are written nullable, as Spark's own writes make them.
     rows = rows.cast(pa.schema([f.with_nullable(True) for f in rows.schema]))
     common: dict[str, Any] = {
         "schema_mode": "merge", "partition_by": [PARTITION_COLUMN] if partitions is not None else None,

@@ -348,6 +348,23 @@ def test_key_grouping_aggregates_apart_on_a_large_input_give_the_same_verdicts(s
     assert len(passes) == 2 and any("DISTINCT" in e for e in passes[1]) and not any("DISTINCT" in e for e in passes[0])
 
 
+@component(partitions_def=days, checks=[Expression("amount_small", "amount < 15", quarantine=True)])
+def stamped_amounts(orders):
+    return orders.selectExpr("order_id", "amount", "timestamp_ntz'2026-01-01 00:00:00' AS seen_at", "'eu' AS region")
+
+
+def test_a_quarantine_with_table_features_and_literal_columns_stays_readable_by_spark(home, spark):
+    """A timestamp_ntz column makes delta-rs write a table-features protocol, where a NOT NULL
+    column (a literal, here) would make Spark refuse the table: the small path writes nullable."""
+    day = "2026-01-11"
+    _run(home, day)
+    dg.materialize([orders, stamped_amounts], selection=[stamped_amounts], partition_key=day, resources=_resources(home))
+    path = open_lakehouse(home).layout.table("stamped_amounts__quarantine")
+    assert "delta-rs" in str(DeltaTable(path).history(1)[0].get("clientVersion"))
+    kept = spark.read.format("delta").load(path)
+    assert kept.count() == 15 and dict(kept.dtypes)["seen_at"] == "timestamp_ntz"
+
+
 def _split_apart(runner, tests, frame):
     """The quarantine counted on its own, then the tests over the kept rows: the two-job way."""
     marked = runner.mark_quarantine(tests, frame)
