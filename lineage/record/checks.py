@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tracelake.lineage.plan_size import larger_than
 from tracelake.lineage.record.redact import REDACTED, bound_text, is_secret_key, remember_secret, scrub_text
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.lineage.record.tables import sql_literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -360,9 +361,7 @@ def mark_quarantine(checks: Sequence[Any], df: DataFrame) -> DataFrame | None:
     # One SQL expression, parsed once: built from Column objects (a Python lambda for the filter)
     # the same expression took ~35 ms more of the driver's time per run, in py4j calls.
     # (A declared test's name is [A-Za-z0-9_]; a hand-written test's is quoted all the same.)
-    names = [name.replace("\\", "\\\\").replace("'", "\\'") for name, _ in rules]
-    flags = ", ".join(f"CASE WHEN NOT coalesce(({cond}), false) THEN '{name}' END"
-                      for name, (_, cond) in zip(names, rules, strict=True))
+    flags = ", ".join(f"CASE WHEN NOT coalesce(({cond}), false) THEN {sql_literal(name)} END" for name, cond in rules)
     return df.withColumn(VIOLATIONS_COLUMN, F.expr(f"filter(array({flags}), _tl_rule -> _tl_rule IS NOT NULL)"))
 
 

@@ -21,7 +21,7 @@ from tracelake.lineage.layout import PARTITION_COLUMN, Layout
 from tracelake.lineage.record import delta_meta
 from tracelake.lineage.record.errors import ConcurrentPartitionWriteError, MissingInputError
 from tracelake.lineage.record.errors_text import error_message
-from tracelake.lineage.record.rollback import roll_back
+from tracelake.lineage.record.rollback import in_predicate, roll_back
 from tracelake.lineage.record.run import ComponentRun, OutputRecord
 from tracelake.lineage.record.tables import SchemaPolicy, WriteMode, with_reserved_columns, write_commit
 
@@ -131,8 +131,8 @@ def commit_quarantine(spark: SparkProvider, layout: Layout, run: ComponentRun, d
     user_metadata = {"tracelake_run_id": run.run_id, "component": run.component,
                      "partition": run.partition_key, "quarantine": True}
     if rows is not None and rows <= SMALL_QUARANTINE_ROWS:
-        _commit_small(path, df, run.run_id, (partitions or []) if mode == "partition" else None,
-                      stale=stale, user_metadata=user_metadata, table_properties=table_properties)
+        _commit_small(path, df, run.run_id, (partitions or []) if mode == "partition" else None, stale=stale,
+                      user_metadata=user_metadata, table_properties=None if before is not None else table_properties)
     else:
         write_commit(spark(), path, df, run_id=run.run_id, mode="append" if mode == "overwrite" else mode,
                      partitions=partitions, schema_policy="merge", replace_existing=stale,
@@ -154,7 +154,8 @@ def _commit_small(path: str, df: DataFrame, run_id: str, partitions: Sequence[st
     Arrow (one Spark job over the cached batch) and delta-rs commits them in ~50 ms, where a
     Spark Delta write costs ~350 ms (p95 ~2 s when it writes a checkpoint) - most of what a
     quarantine added to a small daily run. delta-rs already writes the data tables' rollbacks
-    and empty commits; the commit names the run in ``userMetadata`` as Spark's does."""
+    and empty commits; the commit names the run in ``userMetadata`` as Spark's does.
+    ``table_properties``: only for a table this write creates."""
     import pyarrow as pa
     from deltalake import CommitProperties, write_deltalake
 
@@ -165,20 +166,15 @@ def _commit_small(path: str, df: DataFrame, run_id: str, partitions: Sequence[st
     rows = rows.cast(pa.schema([f.with_nullable(True) for f in rows.schema]))
     common: dict[str, Any] = {
         "schema_mode": "merge", "partition_by": [PARTITION_COLUMN] if partitions is not None else None,
-        "configuration": None if delta_meta.table_exists(path) else dict(table_properties or {}),
+        "configuration": dict(table_properties) if table_properties is not None else None,
         "commit_properties": CommitProperties(custom_metadata={"userMetadata": json.dumps(user_metadata,
                                                                                         sort_keys=True)}),
     }
     if stale:  # this run's rows replace those an earlier run of the partition set aside
         write_deltalake(path, rows, mode="overwrite", **common,
-                        predicate=f"{PARTITION_COLUMN} IN ({', '.join(_literal(p) for p in partitions or ())})")
+                        predicate=in_predicate(PARTITION_COLUMN, partitions or ()))
     else:
         write_deltalake(path, rows, mode="append", **common)
-
-
-def _literal(value: str) -> str:
-    """A SQL string literal for delta-rs' predicates (DataFusion: quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def commit_rejected(spark: SparkProvider, layout: Layout, run: ComponentRun, df: DataFrame, *, table: str,

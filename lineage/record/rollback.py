@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -36,7 +37,7 @@ from deltalake.exceptions import CommitFailedError
 from tracelake.lineage.layout import PARTITION_COLUMN, RUN_ID_COLUMN
 from tracelake.lineage.record import delta_meta
 
-__all__ = ["Rollback", "roll_back", "visible_rows"]
+__all__ = ["Rollback", "in_predicate", "roll_back", "visible_rows"]
 
 log = logging.getLogger("tracelake.rollback")
 
@@ -62,8 +63,10 @@ def _aligned(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _in(column: str, values: list[str]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def in_predicate(column: str, values: Sequence[str]) -> str:
+    """``column IN ('a', 'b')`` for delta-rs' predicates (DataFusion SQL: a quote is doubled)."""
+    quoted = ("'" + v.replace("'", "''") + "'" for v in values)
+    return f"{column} IN ({', '.join(quoted)})"
 
 
 def roll_back(path: str, run_id: str, commit_version: int, mode: str, partitions: list[str] | None,
@@ -102,7 +105,7 @@ def _roll_back_once(path: str, run_id: str, commit_version: int, mode: str, part
         kept = latest.to_table(filter=where & others)
         before = DeltaTable(path, version=commit_version - 1, storage_options=storage_options).to_pyarrow_dataset() \
             .to_table(filter=where) if replaced else schema.empty_table()
-        predicate: str | None = _in(PARTITION_COLUMN, list(partitions or []))
+        predicate: str | None = in_predicate(PARTITION_COLUMN, list(partitions or []))
     else:  # overwrite
         kept = latest.to_table(filter=others)
         before = DeltaTable(path, version=commit_version - 1, storage_options=storage_options).to_pyarrow_table() \

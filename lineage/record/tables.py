@@ -21,8 +21,8 @@ from tracelake.lineage.layout import PARTITION_COLUMN, RESERVED_COLUMNS, RUN_ID_
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SchemaPolicy", "TableWriteError", "WriteMode", "fast_pinned_reads", "read_version", "with_reserved_columns",
-           "write_commit"]
+__all__ = ["SchemaPolicy", "TableWriteError", "WriteMode", "fast_pinned_reads", "read_version", "sql_literal",
+           "with_reserved_columns", "write_commit"]
 
 log = logging.getLogger("tracelake.tables")
 
@@ -38,7 +38,8 @@ class TableWriteError(RuntimeError):
     """A write was refused (schema mismatch, bad partition values ...); nothing was committed."""
 
 
-def _sql_literal(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """A Spark SQL string literal (backslash escapes, Spark's default parser)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -149,7 +150,7 @@ def _spark_mode(path: str, mode: WriteMode, schema_policy: SchemaPolicy, partiti
     if mode == "partition":
         if not replace_existing:
             return "append"
-        predicate = f"{PARTITION_COLUMN} IN ({', '.join(_sql_literal(p) for p in partitions or ())})"
+        predicate = f"{PARTITION_COLUMN} IN ({', '.join(sql_literal(p) for p in partitions or ())})"
         writer_opts["replaceWhere"] = predicate
         return "overwrite"
     if mode == "append":
