@@ -85,7 +85,13 @@ def upstream_closure(index: AuditIndex, starts: Iterable[str], *, follow_models:
                     _reach(closure, queue, registrar, depth + 1)
                 continue
             version = inp.get("version")
-            if version is None:
+            if inp.get("kind") != "table" or version is None:
+                # An external run's input the Delta log did not confirm (kind "unverified") is
+                # shown as not followed, as trace does - never trusted into a model's evidence.
+                if inp.get("kind") != "table":
+                    why = dict(rec.get("tags") or []).get(f"tracelake.external.input.{inp['name']}")
+                    closure.skipped.append({"child": run_id, "input": _label(inp),
+                                            "reason": why or f"an input of kind {inp.get('kind')!r} is not followed"})
                 continue
             partitions = inp.get("partitions")
             read = list(partitions) if partitions is not None else None
@@ -104,6 +110,11 @@ def upstream_closure(index: AuditIndex, starts: Iterable[str], *, follow_models:
                                       "partitions": list(partitions) if partitions is not None else None})
                 _reach(closure, queue, writer, depth + 1)
     return closure
+
+
+def _label(inp: dict[str, Any]) -> str:
+    version = inp.get("version")
+    return f"{inp['name']}@v{version}" if version is not None else str(inp["name"])
 
 
 def _reach(closure: Closure, queue: deque[str], run_id: str, depth: int) -> None:

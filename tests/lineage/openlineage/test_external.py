@@ -19,9 +19,11 @@ from tracelake.jobs.cli import main
 from tracelake.lineage import open_lakehouse
 from tracelake.lineage.integrity.verify import verify_lakehouse
 from tracelake.lineage.openlineage.receiver import import_path, make_server
+from tracelake.lineage.query.graph import AuditIndex
 from tracelake.lineage.query.impact import impact
 from tracelake.lineage.query.trace import trace
 from tracelake.lineage.record import delta_meta
+from tracelake.monitors.compliance.closure import upstream_closure
 
 
 def now() -> str:
@@ -120,6 +122,12 @@ def test_a_version_facet_is_checked_against_the_log(lake_with_source, tmp_path):
     result = trace(lake, "dst", as_of=1)
     labels = [n.label for n in result.nodes.values()]
     assert any("src@v42: not followed" in label for label in labels), labels
+    # A compliance report's evidence follows only what the log confirmed: the same hop is skipped, with why.
+    closure = upstream_closure(AuditIndex(lake), [good["run_id"], bad["run_id"]])
+    assert [e["input"] for e in closure.edges if e["child"] == bad["run_id"]] == []
+    (skip,) = [s for s in closure.skipped if s["child"] == bad["run_id"]]
+    assert skip["input"] == "src@v42" and "not in the Delta log" in skip["reason"]
+    assert not [s for s in closure.skipped if s["child"] == good["run_id"]]       # verified: followed
 
 
 def test_a_complete_without_a_commit_is_a_failed_run_and_several_commits_are_ambiguous(lake_with_source, tmp_path):
