@@ -150,6 +150,7 @@ def _ui(args: argparse.Namespace) -> int:
         env["TRACELAKE_PARTITIONS_END"] = end  # the UI shows the demo's days, not a year of empty partitions
     with DocsServer(Path(home) / "reports", port=args.docs_port) as docs:
         env.setdefault("TRACELAKE_RUNBOOK_BASE", f"{docs.url}/runbooks")
+        env.setdefault("TRACELAKE_REPORTS_BASE", f"{docs.url}/reports")
         print(f"tracelake ui: Dagster at http://127.0.0.1:{args.port}, runbooks and reports at {docs.url} "
               f"(DAGSTER_HOME={dagster_home}); Ctrl-C stops both", file=sys.stderr)
         child = subprocess.Popen(cmd, env=env)

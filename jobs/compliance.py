@@ -4,7 +4,10 @@
   month that just closed (``period_compliance_report``, monthly partitions);
 - ``new_model_version_sensor``: every model version a recorded run registered gets a dynamic
   partition of ``model_compliance_report`` and a run that issues its dossier (run key = the
-  version, so each is issued once; re-materialise the partition to re-issue);
+  partition, so each is issued once; re-materialise the partition to re-issue). A dossier issued
+  the day its version is registered has no performance in service yet (labels come later), so
+  when version N replaces N-1 the sensor also re-issues N-1's dossier, now covering its whole
+  serving life (run key ``<partition>@retired``; the new record names the one it supersedes);
 - ``issue_demo_reports``: what the demo calls after each simulated day - it evaluates the same
   sensor and runs what it requests, and materialises the month's period report at a month end;
 - ``issue_month_to_date``: what ``tracelake demo`` calls when it stops mid-month - the period
@@ -37,6 +40,7 @@ __all__ = [
     "new_model_version_sensor",
     "period_report_job",
     "period_report_schedule",
+    "plan_model_reports",
     "print_report_files",
     "unreported_model_versions",
 ]
@@ -55,24 +59,53 @@ COMPLIANCE_JOBS = [model_report_job, period_report_job]
 SCHEDULE_NAME = period_report_schedule.name
 
 
-def unreported_model_versions(lakehouse: LakehouseResource, known: set[str]) -> list[str]:
-    """Partition keys of registered model versions that have no partition yet (oldest first)."""
+RETIRED_SUFFIX = "@retired"
+
+
+def _registered(lakehouse: LakehouseResource) -> list[tuple[str, str]]:
     from tracelake.monitors.compliance.records import Records
 
-    versions = Records(lakehouse.open()).registered_versions()
-    keys = [model_partition_key(v["name"], v["version"]) for v in versions]
-    return [k for k in keys if k not in known]
+    return [(v["name"], v["version"]) for v in Records(lakehouse.open()).registered_versions()]
+
+
+def plan_model_reports(versions: list[tuple[str, str]], known: set[str]) -> tuple[list[str], list[dg.RunRequest]]:
+    """(new partition keys, run requests) for registered ``versions`` (per model, oldest first)
+    given the partitions that already exist.
+
+    Each new version is issued once. A version that a new one replaces is re-issued once, if it
+    was issued before: its first dossier was written the day it was registered, before any label
+    of the days it scored had arrived. A replaced version that is new itself needs no re-issue -
+    its first dossier is written after its serving life ended. Re-issues go first, so the newest
+    version's dossier is the model's last materialisation."""
+    new: list[str] = []
+    reissue: list[dg.RunRequest] = []
+    previous: dict[str, str] = {}
+    for name, version in versions:
+        key = model_partition_key(name, version)
+        if key not in known:
+            new.append(key)
+            before = previous.get(name)
+            if before is not None and before in known:
+                reissue.append(dg.RunRequest(run_key=f"{before}{RETIRED_SUFFIX}", partition_key=before,
+                                             tags={"tracelake/report_reason": f"replaced by {key}"}))
+        previous[name] = key
+    return new, [*reissue, *(dg.RunRequest(run_key=k, partition_key=k) for k in new)]
+
+
+def unreported_model_versions(lakehouse: LakehouseResource, known: set[str]) -> list[str]:
+    """Partition keys of registered model versions that have no partition yet (oldest first)."""
+    return plan_model_reports(_registered(lakehouse), known)[0]
 
 
 @dg.sensor(job=model_report_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="A new model version registered by a recorded run -> its compliance report.")
+           description="A new model version registered by a recorded run -> its compliance report, and the "
+                       "re-issued report of the version it replaces (now with its whole serving life).")
 def new_model_version_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseResource) -> dg.SensorResult:
     known = set(context.instance.get_dynamic_partitions(model_versions.name))
-    new = unreported_model_versions(lakehouse, known)
+    new, requests = plan_model_reports(_registered(lakehouse), known)
     if not new:
         return dg.SensorResult(skip_reason="no model version registered since the last report")
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=k, partition_key=k) for k in new],
-                           dynamic_partitions_requests=[model_versions.build_add_request(new)])
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=[model_versions.build_add_request(new)])
 
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -103,9 +136,9 @@ def issue_demo_reports(defs: dg.Definitions, instance: dg.DagsterInstance, day: 
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for run in result.run_requests or []:
-        done[f"{model_report_job.name}[{run.partition_key}]"] = _run(
+        done[f"{model_report_job.name}[{run.run_key}]"] = _run(
             defs, model_report_job.name, run.partition_key, instance,
-            {**(tags or {}), "dagster/sensor_name": new_model_version_sensor.name})
+            {**(tags or {}), **run.tags, "dagster/sensor_name": new_model_version_sensor.name})
     if (day + timedelta(days=1)).day == 1:
         month = day.replace(day=1).isoformat()
         done[f"{period_report_job.name}[{month}]"] = _run(defs, period_report_job.name, month, instance,

@@ -1,8 +1,11 @@
 """A small read-only web server for what the Dagster UI links to: the runbooks and the reports.
 
 Alerts and declared tests link to runbook sections; drift and compliance reports are HTML files
-in the lakehouse. The Dagster UI can only link to URLs, so ``tracelake ui`` serves them on
-127.0.0.1 next to it (default port 3030, the default ``TRACELAKE_RUNBOOK_BASE``):
+in the lakehouse. The Dagster UI can only link to http URLs (a browser refuses ``file://`` links
+from an http page), so ``tracelake ui`` serves them on 127.0.0.1 next to it - default port 3030,
+which the defaults of ``TRACELAKE_RUNBOOK_BASE`` (``/runbooks``) and ``TRACELAKE_REPORTS_BASE``
+(``/reports``, the compliance report links in ``assets/compliance.py``) point at; ``tracelake ui
+--docs-port`` sets both for the Dagster it starts:
 
     /runbooks            docs/runbooks.md as HTML, with an anchor per section
     /docs/<page>         any page of docs/

@@ -18,15 +18,10 @@ __all__ = [
     "day_bounds",
     "quarantine_rows",
     "run_row",
-    "short_hash",
     "table",
 ]
 
 RUN_COLUMNS = ["component", "partition_key", "status", "run_id", "output", "rows", "schema_hash", "content_digest"]
-
-
-def short_hash(value: Any, n: int = 16) -> str | None:
-    return None if value is None or value != value else str(value)[:n]
 
 
 def table(title: str, columns: list[str], rows: list[dict[str, Any]], note: str | None = None) -> dict[str, Any]:
@@ -44,14 +39,17 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 
 def run_row(records: Records, run_id: str, **extra: Any) -> dict[str, Any]:
+    """One recorded run as a report row. Schema hash and content digest stay whole, as recorded at
+    write time: the JSON is machine-readable evidence, compared against the audit record (only the
+    HTML/PDF shorten them, for legibility - ``render_html``)."""
     rec = records.record(run_id)
     version = rec.get("output_version")
     return {
         "component": rec.get("component"), "partition_key": rec.get("partition_key"), "status": rec.get("status"),
         "run_id": run_id,
         "output": f"{rec.get('output_table')}@v{version}" if version is not None else None,
-        "rows": rec.get("output_rows"), "schema_hash": short_hash(rec.get("output_schema_hash")),
-        "content_digest": short_hash(rec.get("content_digest")), **extra,
+        "rows": rec.get("output_rows"), "schema_hash": rec.get("output_schema_hash"),
+        "content_digest": rec.get("content_digest"), **extra,
     }
 
 

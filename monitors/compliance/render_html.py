@@ -18,9 +18,15 @@ from typing import Any
 
 from tracelake.monitors.compliance.graph_svg import figure_svg
 
-__all__ = ["MAX_TABLE_ROWS", "format_value", "render_html"]
+__all__ = ["DIGEST_COLUMNS", "DIGEST_SHOWN", "MAX_TABLE_ROWS", "format_value", "render_html"]
 
 MAX_TABLE_ROWS = 400
+
+# Columns holding SHA-256 digests: the JSON keeps them whole (machine-readable evidence); a page
+# shows their first DIGEST_SHOWN hex digits, else the PDF's tables are mostly digits. The full
+# value stays in the cell's title (a browser tooltip) - text, not a reference to anything.
+DIGEST_COLUMNS = frozenset({"schema_hash", "content_digest", "schema_hashes"})
+DIGEST_SHOWN = 16
 
 _CSS = """
 @page { size: A4 landscape; margin: 14mm 12mm 16mm 12mm;
@@ -97,8 +103,14 @@ def _header(name: str) -> str:
     return html.escape(name).replace("_", "_<wbr>")
 
 
+def _short_digests(text: str) -> str:
+    return ", ".join(part[:DIGEST_SHOWN] + ("…" if len(part) > DIGEST_SHOWN else "") for part in text.split(", "))
+
+
 def _cell(value: Any, column: str = "") -> str:
     text = format_value(value)
+    if column in DIGEST_COLUMNS and value:
+        return f'<td title="{html.escape(text)}"><code>{html.escape(_short_digests(text))}</code></td>'
     cls = []
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         cls.append("num")
@@ -126,6 +138,9 @@ def _table(t: dict[str, Any]) -> str:
                    f"({len(rows)} in all).</p>")
     if t.get("note"):
         out.append(f'<p class="note">{html.escape(t["note"])}</p>')
+    if DIGEST_COLUMNS & set(cols):
+        out.append(f'<p class="note">Digests are shown to their first {DIGEST_SHOWN} hex digits; the JSON report '
+                   "issued with this file holds them in full, as recorded at write time.</p>")
     return "\n".join(out)
 
 

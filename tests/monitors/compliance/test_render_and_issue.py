@@ -59,6 +59,21 @@ def test_html_is_self_contained_and_draws_the_graph_with_graphviz(external_refer
         assert f"{title}</h2>" in html_text
 
 
+def test_html_shortens_digests_for_display_only():
+    """The JSON carries schema hashes and content digests whole; a page shows a prefix (the whole
+    value in the cell's title) and says where the full value is."""
+    digest, other = "c0ffee" * 10 + "abcd", "beef" * 16
+    doc = _document()
+    doc["sections"][1]["tables"].append({
+        "title": "Every upstream run", "columns": ["table", "content_digest", "schema_hashes"],
+        "rows": [{"table": "clean", "content_digest": digest, "schema_hashes": f"{digest}, {other}"}]})
+    html_text = render_html(doc)
+    assert f'<td title="{digest}"><code>{digest[:16]}…</code></td>' in html_text
+    assert f"<code>{digest[:16]}…, {other[:16]}…</code>" in html_text
+    assert "the JSON report issued with this file holds them in full" in html_text
+    assert doc["sections"][1]["tables"][-1]["rows"][0]["content_digest"] == digest     # the document is not changed
+
+
 def test_pdf_has_the_same_sections(tmp_path):
     from pypdf import PdfReader
 

@@ -38,7 +38,8 @@ def bad_etl(lake_copy):
     runs = lake_copy.store.component_runs(include_open=False)
     rec = runs[runs["run_id"] == run_id].iloc[0]
     assert rec["component"] == "cleaned_trips"
-    return {"run_id": run_id, "version": int(rec["output_version"])}
+    return {"run_id": run_id, "version": int(rec["output_version"]), "content_digest": rec["content_digest"],
+            "schema_hash": rec["output_schema_hash"]}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,10 @@ def test_model_report_after_the_bug_names_the_failed_fare_check_and_the_bad_vers
     upstream = _rows(doc, "training_data", "Every upstream run")
     bad = [r for r in upstream if r["run_id"] == bad_etl["run_id"]]
     assert len(bad) == 1 and bad[0]["table"] == "cleaned_trips" and bad[0]["version"] == bad_etl["version"]
-    assert bad[0]["content_digest"] and bad[0]["schema_hash"] and bad[0]["rows"] > 0
+    assert bad[0]["rows"] > 0
+    # As recorded at write time, whole: the JSON is evidence a machine compares with the audit record.
+    assert bad[0]["content_digest"] == bad_etl["content_digest"] and len(bad_etl["content_digest"]) == 64
+    assert bad[0]["schema_hash"] == bad_etl["schema_hash"] and len(bad_etl["schema_hash"]) == 64
     # Down to the sources: the raw trips of the bad day are there too, and read no table.
     raw = [r for r in upstream if r["component"] == "raw_trips" and r["partition_key"] == BAD_DAY]
     assert len(raw) == 1 and raw[0]["source"] == "source"
@@ -165,7 +169,7 @@ def test_period_report_asset_counts_what_the_audit_tables_hold(lake_copy, tmp_pa
     the audit tables hold, computed here independently; its materialisation links the files."""
     import dagster as dg
 
-    from tracelake.assets.compliance import COMPLIANCE_ASSETS
+    from tracelake.assets.compliance import COMPLIANCE_ASSETS, reports_base
     from tracelake.jobs.compliance import COMPLIANCE_JOBS, period_report_job
     from tracelake.lineage import LakehouseResource
     from tracelake.monitors.compliance.issue import issued_reports
@@ -184,7 +188,9 @@ def test_period_report_asset_counts_what_the_audit_tables_hold(lake_copy, tmp_pa
             dg.AssetKey("period_compliance_report")).asset_materialization.metadata
     record = issued_reports(lake_copy)[-1]
     assert record["subject"] == "2026-01-01..2026-01-31" and record["trigger"] == "schedule"
-    assert meta["report_id"].value == record["report_id"] and meta["report_html"].value.startswith("file://")
+    html = Path(next(f["path"] for f in record["files"] if f["format"] == "html"))
+    served = html.relative_to(Path(lake_copy.settings.home, "reports").resolve()).as_posix()
+    assert meta["report_id"].value == record["report_id"] and meta["report_html"].value == f"{reports_base()}/{served}"
     document = json.loads(Path(next(f["path"] for f in record["files"] if f["format"] == "json")).read_text())
     counts = document["counts"]
     assert counts["runs"] == expected["runs"] > 0
@@ -238,15 +244,28 @@ def test_bad_input_is_one_line_and_exit_2(lake_copy, capsys):
         assert len(err) == 1 and message in err[0], (argv, err)
 
 
+def _metric_facts(lake, record: dict) -> str:
+    """The performance section's "metrics recorded" fact of an issued model report's JSON."""
+    from tracelake.monitors.compliance.evidence import resolve_report_path
+
+    recorded = next(f["path"] for f in record["files"] if f["format"] == "json")
+    document = json.loads(Path(resolve_report_path(lake.settings.home, recorded) or recorded).read_text())
+    return dict(_section(document, "performance")["facts"])["metrics recorded"]
+
+
 def test_the_demo_issues_a_model_report_when_a_version_is_registered(etl_bug_scenario):
-    """The scenario is the demo: its sensor issued a dossier the day each model was registered, the
-    Dagster materialisation links the files, the summary names them, and every file verifies
+    """The scenario is the demo: its sensor issued a dossier the day each model was registered and
+    re-issued v1's when v2 replaced it, the Dagster materialisation links the HTML over http (served
+    by the docs server of `tracelake ui`), the summary names the files, and every file verifies
     (read-only: nothing is written to the shared scenario)."""
     import io
+    import urllib.request
 
     import dagster as dg
 
+    from tracelake.assets.compliance import reports_base
     from tracelake.jobs.compliance import print_report_files
+    from tracelake.jobs.docs_server import DocsServer
     from tracelake.monitors.compliance.issue import issued_reports, verify_file
 
     lake = etl_bug_scenario.lake
@@ -256,6 +275,14 @@ def test_the_demo_issues_a_model_report_when_a_version_is_registered(etl_bug_sce
         by_subject.setdefault(r["subject"], []).append(r)
     assert {"tip_model v1", "tip_model v2"} <= set(by_subject)
     assert {r["trigger"] for r in by_subject["tip_model v1"] + by_subject["tip_model v2"]} == {"sensor"}
+    # v1's first dossier was issued the day it was registered (no labels yet); when v2 replaced it,
+    # it was re-issued with its serving life evaluated, naming the dossier it supersedes.
+    v1s = by_subject["tip_model v1"]
+    assert len(v1s) == 2, [r["report_id"] for r in v1s]
+    first_v1, last_v1 = v1s
+    assert last_v1["supersedes"] == first_v1["report_id"]
+    assert _metric_facts(lake, first_v1).startswith("none (no labels evaluated yet)")
+    assert "recall" in _metric_facts(lake, last_v1).split(", ")
     v2 = by_subject["tip_model v2"][-1]
     for f in v2["files"]:
         verdict = verify_file(lake, f["path"])
@@ -266,9 +293,15 @@ def test_the_demo_issues_a_model_report_when_a_version_is_registered(etl_bug_sce
     event = etl_bug_scenario.instance.get_latest_materialization_event(dg.AssetKey("model_compliance_report"))
     meta = event.asset_materialization.metadata
     assert event.asset_materialization.partition == "tip_model:v2"
-    assert meta["report_id"].value == v2["report_id"] and meta["report_html"].value.startswith("file://")
+    assert meta["report_id"].value == v2["report_id"] and meta["report_html"].value.startswith(reports_base() + "/")
+    v2_html = next(f["path"] for f in v2["files"] if f["format"] == "html")
     assert meta["html_sha256"].value == next(f["sha256"] for f in v2["files"] if f["format"] == "html")
+    # ... and that link opens: the docs server of `tracelake ui` serves <home>/reports at it.
+    with DocsServer(Path(etl_bug_scenario.home) / "reports", port=0) as server:
+        url = f"{server.url}/reports/" + meta["report_html"].value[len(reports_base()) + 1:]
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            assert answer.status == 200 and answer.read() == Path(v2_html).read_bytes()
     # The demo summary names the files.
     out = io.StringIO()
     print_report_files(lake, out)
-    assert next(f["path"] for f in v2["files"] if f["format"] == "html") in out.getvalue()
+    assert v2_html in out.getvalue()
