@@ -30,12 +30,13 @@ Dagster resources). Nothing here is read at import time: call :func:`load_settin
 | ``TRACELAKE_OPENLINEAGE_RETRIES`` | ``2`` | retries per event (after the transport's own) before it goes to the outbox |
 | ``TRACELAKE_OPENLINEAGE_PORT`` | ``5055`` | port of ``tracelake openlineage serve`` (bound to 127.0.0.1 unless told otherwise) |
 | ``TRACELAKE_OPENLINEAGE_JARS_DIR`` | ``<repo>/jars/openlineage-lib`` | the OpenLineage Spark listener jar fetched by ``install.sh`` |
-| ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``, ``OPENLINEAGE__*``, ``openlineage.yml`` | unset | the OpenLineage client's own configuration; when present it replaces the default JSON lines |
+| ``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``, ``OPENLINEAGE__*``, ``openlineage.yml`` | unset | the OpenLineage client's own configuration; when it gives a transport, that replaces the default JSON lines |
 | ``OPENLINEAGE_DISABLED`` | unset | ``true``: publish nothing (the client's own switch) |
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -48,6 +49,8 @@ __all__ = [
     "arrow_filesystem",
     "is_local_uri",
     "load_settings",
+    "openlineage_client_config",
+    "openlineage_disabled",
     "repo_root",
     "to_local_path",
 ]
@@ -114,9 +117,9 @@ class Settings:
     openlineage_retries: int = 2
     openlineage_port: int = 5055
     openlineage_jars_dir: str = ""
-    # True when the OpenLineage client finds a configuration of its own (OPENLINEAGE_URL,
-    # OPENLINEAGE_CONFIG, OPENLINEAGE__TRANSPORT__*, an openlineage.yml): it then decides the
-    # transport; otherwise events go to JSON lines under ``openlineage_dir``.
+    # True when the OpenLineage client finds a transport of its own (OPENLINEAGE_URL, or a transport
+    # type in OPENLINEAGE_CONFIG / an openlineage.yml / OPENLINEAGE__TRANSPORT[__*]): it then decides
+    # the transport; otherwise events go to JSON lines under ``openlineage_dir``.
     openlineage_configured: bool = False
     # Scale-out profile (docs/scaling.md): the journal in PostgreSQL, more Spark options, s3a jars.
     journal_url: str = ""
@@ -165,15 +168,94 @@ def _default_openlineage_dir(home: str) -> str:
     return str(Path.home() / ".tracelake" / "openlineage")
 
 
-def _openlineage_configured(env: Mapping[str, str]) -> bool:
-    """Does the OpenLineage client have a configuration of its own (its lookup order)?"""
-    if env.get("OPENLINEAGE_URL") or env.get("OPENLINEAGE_CONFIG") or env.get("OPENLINEAGE__TRANSPORT__TYPE"):
-        return True
+# -- the OpenLineage client's own configuration, resolved by its rules --------------------------
+# These mirror openlineage-python (openlineage/client/client.py: ``_resolve_transport``, ``config``,
+# ``_find_yaml_config_path``, ``_load_config_from_env_variables``) instead of importing it: the
+# client package costs ~0.4 s to import, and settings are read by every command. Mirrored so
+# that whatever transport the client would use on its own is what Tracelake uses - the JSON-lines
+# default replaces only the client's own fallback (printing events to the console).
+_OL_ENV_PREFIX = "OPENLINEAGE__"
+
+
+def openlineage_disabled(env: Mapping[str, str]) -> bool:
+    """``OPENLINEAGE_DISABLED=true``, read exactly as the client reads it (it then emits nothing)."""
+    return (env.get("OPENLINEAGE_DISABLED") or "").lower().strip() == "true"
+
+
+def _openlineage_yaml(env: Mapping[str, str]) -> Path | None:
+    """The client's configuration file: the first readable of ``$OPENLINEAGE_CONFIG``,
+    ``./openlineage.yml`` and ``~/.openlineage/openlineage.yml``."""
     try:
-        cwd_file = Path.cwd() / "openlineage.yml"
+        cwd: str | None = os.getcwd()
     except FileNotFoundError:  # the working directory was removed: it holds no openlineage.yml
-        cwd_file = None
-    return any(p is not None and p.is_file() for p in (cwd_file, Path.home() / ".openlineage" / "openlineage.yml"))
+        cwd = None
+    candidates = (env.get("OPENLINEAGE_CONFIG"), cwd and os.path.join(cwd, "openlineage.yml"),
+                  os.path.join(os.path.expanduser("~/.openlineage"), "openlineage.yml"))
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.R_OK):
+            return Path(candidate)
+    return None
+
+
+def _openlineage_env_config(env: Mapping[str, str]) -> dict[str, Any]:
+    """``OPENLINEAGE__A__B=value`` as ``{"a": {"b": value}}``: keys lower-cased, values parsed as
+    JSON when they are JSON; sorted in reverse so a whole section (``OPENLINEAGE__TRANSPORT='{...}'``)
+    replaces the single keys of that section, as in the client."""
+    config: dict[str, Any] = {}
+    for key, raw in sorted(((k, v) for k, v in env.items() if k.startswith(_OL_ENV_PREFIX)), reverse=True):
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parts = [part.lower() for part in key[len(_OL_ENV_PREFIX):].split("__")]
+        node = config
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return config
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` wins; nested sections merge (the client's ``deep_merge_dicts``)."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def openlineage_client_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The configuration the OpenLineage client builds: its file over its ``OPENLINEAGE__*``
+    variables (the file wins where both set a key). An unreadable or empty file counts as none."""
+    env = os.environ if env is None else env
+    from_file: Any = {}
+    path = _openlineage_yaml(env)
+    if path is not None:
+        import yaml
+
+        try:
+            from_file = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):  # the client logs the same problem and goes on without the file
+            from_file = {}
+    return _deep_merge(_openlineage_env_config(env), from_file if isinstance(from_file, dict) else {})
+
+
+def _openlineage_configured(env: Mapping[str, str]) -> bool:
+    """Does the client find a transport of its own? Yes when its configuration (file or
+    ``OPENLINEAGE__*``, including ``OPENLINEAGE__TRANSPORT='{json}'``) names a transport ``type``,
+    or ``OPENLINEAGE_URL`` is set - its rules, in its order. A transport section without a type
+    is no transport to the client either (``transport.make_client`` warns about it)."""
+    transport = openlineage_client_config(env).get("transport")
+    if isinstance(transport, dict):
+        if transport.get("type"):
+            return True
+    elif transport:
+        return True  # not a section at all: the client reports what is wrong with it
+    return bool(env.get("OPENLINEAGE_URL"))
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -193,8 +275,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         flush_records=_int(env, "TRACELAKE_AUDIT_FLUSH_RECORDS", 100),
         flush_seconds=_int(env, "TRACELAKE_AUDIT_FLUSH_SECONDS", 300),
         anchor_dir=env.get("TRACELAKE_ANCHOR_DIR") or None,
-        openlineage=_switch(env, "TRACELAKE_OPENLINEAGE", True)
-        and (env.get("OPENLINEAGE_DISABLED") or "").strip().lower() != "true",
+        openlineage=_switch(env, "TRACELAKE_OPENLINEAGE", True) and not openlineage_disabled(env),
         openlineage_dir=env.get("TRACELAKE_OPENLINEAGE_DIR") or _default_openlineage_dir(home),
         openlineage_namespace=env.get("TRACELAKE_OPENLINEAGE_NAMESPACE") or "tracelake",
         openlineage_queue=_int(env, "TRACELAKE_OPENLINEAGE_QUEUE", 10000),

@@ -6,6 +6,7 @@ producers (a ``spark-submit`` job with the OpenLineage Spark listener) joined to
     facets       Tracelake's own facets (audit identity of the run)
     events       RunEvents built from audit records (START, COMPLETE / FAIL / ABORT)
     event_facets recorded values (times, schemas, partitions, tests, lineage keys) as facets, cached
+    context      what events need from around them (repository URL, schemas by version): the builder
     transport    the client's standard configuration, or JSON lines in the lakehouse
     outbox       undelivered events, durably, until ``resend``
     sqlite_file  the small SQLite files of ``outbox`` and ``received`` (WAL, schema on first use)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import time
 from typing import Any
 
 from tracelake.lineage.cli_support import CliError, add_json_flag, emit, format_table, int_in, lake_for, output_file
@@ -31,9 +33,19 @@ def _when(text: str | None):
         raise CliError(str(exc)) from None
 
 
+def _enabled(client: Any) -> Any:
+    """``client``, unless it sends nothing (OPENLINEAGE_DISABLED=true): then the command refuses,
+    rather than report events as exported or resent - and empty the outbox - that went nowhere."""
+    from tracelake.lineage.openlineage.transport import DISABLED_MESSAGE, is_disabled
+
+    if is_disabled(client):
+        raise CliError(f"{DISABLED_MESSAGE}; unset OPENLINEAGE_DISABLED to send events")
+    return client
+
+
 def _export(args: argparse.Namespace) -> int:
     from tracelake.lineage.openlineage.history import ExportFailed, export_events, export_to
-    from tracelake.lineage.openlineage.transport import DeliveryFailed, describe, make_client, send
+    from tracelake.lineage.openlineage.transport import DeliveryFailed, describe, file_client, make_client, send
 
     since, until = _when(args.since), _when(args.until)
     out_file = output_file(args.out, force=args.force) if args.out else None  # checked before anything is read
@@ -46,13 +58,9 @@ def _export(args: argparse.Namespace) -> int:
             raise CliError(f"no runs of component {args.component!r}; components with runs: {', '.join(sorted(known))}")
     if out_file is not None:
         # The client's own file transport, so the lines are exactly what the live publisher writes.
-        from openlineage.client import OpenLineageClient
-
         out_path = out_file
-        out_path.parent.mkdir(parents=True, exist_ok=True)
+        client = _enabled(file_client(out_path))
         out_path.unlink(missing_ok=True)
-        client = OpenLineageClient(config={"transport": {"type": "file", "log_file_path": str(out_path),
-                                                         "append": True}})
         target: dict[str, Any] = {"file": str(out_path)}
         try:
             result = export_events(lake, lambda event: send(client, event, retries=0), since=since, until=until,
@@ -63,7 +71,7 @@ def _export(args: argparse.Namespace) -> int:
         if not lake.settings.openlineage_configured:
             raise CliError("no OpenLineage backend is configured: set OPENLINEAGE_URL (or OPENLINEAGE_CONFIG / an "
                            "openlineage.yml), or write the events to a file with --out FILE")
-        target = describe(make_client(lake.settings))
+        target = describe(_enabled(make_client(lake.settings)))
         try:
             result = export_to(lake, lambda: make_client(lake.settings), workers=args.parallel,
                                retries=lake.settings.openlineage_retries, since=since, until=until,
@@ -129,7 +137,7 @@ def _resend(args: argparse.Namespace) -> int:
     from tracelake.lineage.openlineage.transport import describe, make_client
 
     lake = _lake(args)
-    client = make_client(lake.settings)
+    client = _enabled(make_client(lake.settings))
     result = resend(lake, client)
     payload = {"sent": result.sent, "failed": result.failed, "remaining": result.remaining,
                "problems": result.problems, "target": describe(client)}
@@ -141,27 +149,42 @@ def _resend(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def _publishing(settings: Any) -> str:
+    from tracelake.lineage.openlineage.transport import default_events_file
+    from tracelake.lineage.settings import openlineage_disabled
+
+    if not settings.openlineage:
+        return "off (OPENLINEAGE_DISABLED=true)" if openlineage_disabled(os.environ) else "off"
+    if settings.openlineage_configured:
+        return "the OpenLineage client's configuration"
+    return f"JSON lines in {default_events_file(settings)}"
+
+
 def _status(args: argparse.Namespace) -> int:
     from tracelake.lineage.openlineage.outbox import Outbox
+    from tracelake.lineage.openlineage.publisher import COOLDOWN_SECONDS
     from tracelake.lineage.openlineage.received import ReceivedStore
-    from tracelake.lineage.openlineage.transport import default_events_file
 
     settings = _lake(args).settings
     outbox = Outbox(settings.openlineage_dir)
     pending = outbox.pending()
     notes = outbox.notes()
-    publishing = "off" if not settings.openlineage else (
-        "the OpenLineage client's configuration" if settings.openlineage_configured
-        else f"JSON lines in {default_events_file(settings)}")
+    publishing = _publishing(settings)
+    failed = outbox.backend_failure()
+    backoff_left = 0.0 if failed is None else max(0.0, failed[1] + COOLDOWN_SECONDS - time.time())
     payload = {"publishing": publishing, "namespace": settings.openlineage_namespace,
                "counters": outbox.counters(), "undelivered": len(pending),
                "last_error": notes.get("last_error", (None,))[0],
+               "backing_off_seconds": round(backoff_left, 1),
                "undelivered_events": [p.__dict__ for p in pending[:20]],
                "received": ReceivedStore(settings.openlineage_dir).summary()}
     counters = payload["counters"]
     lines = [f"publishing   {publishing} (namespace {settings.openlineage_namespace})",
              f"delivered    {counters.get('delivered', 0)} events, resent {counters.get('resent', 0)}",
              f"undelivered  {len(pending)}" + (f" - last error: {payload['last_error']}" if pending else "")]
+    if failed is not None and backoff_left > 0:
+        lines.append(f"backing off  {backoff_left:.0f} s more: the backend failed ({failed[0]}); new events go to "
+                     "the outbox")
     if pending:
         lines.append(format_table([p.__dict__ for p in pending[:20]], ["run_id", "kind", "event_type", "attempts",
                                                                         "reason"], {"reason": 80}))

@@ -74,13 +74,13 @@ from tracelake.lineage.openlineage.event_facets import (
 from tracelake.lineage.openlineage.facets import PRODUCER, TracelakeInputFacet, TracelakeRunFacet
 from tracelake.lineage.openlineage.ids import is_uuid, openlineage_run_id
 from tracelake.lineage.openlineage.naming import MODEL_NAMESPACE, dataset_id
+from tracelake.lineage.openlineage.outbox import TERMINAL_EVENT_TYPES
 
 __all__ = ["EventBuilder", "EventContext", "event_type_for", "iso", "schema_fields"]
 
 log = logging.getLogger("tracelake.openlineage")
 
-_TERMINAL = {"succeeded": RunState.COMPLETE, "skipped": RunState.COMPLETE, "failed": RunState.FAIL,
-             "abandoned": RunState.ABORT}
+_TERMINAL = {status: RunState(name) for status, name in TERMINAL_EVENT_TYPES.items()}
 
 SchemaLookup = Callable[[str, int], "str | None"]
 _Stats = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet
@@ -271,19 +271,31 @@ class EventBuilder:
                 facets["dataQualityAssertions"] = data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
                     assertions=[check_assertion(c) for c in checks], producer=PRODUCER)
             out.append(OutputDataset(namespace=main[0], name=main[1], facets=facets, outputFacets=output_facets))
-        for side, rows_field in (("quarantine", "quarantined_rows"), ("rejected", "rejected_rows")):
-            table, version = record.get(f"{side}_table"), as_int(record.get(f"{side}_version"))
-            if table and version is not None and version >= 0:
-                namespace, name = dataset_id(self.ctx.layout.table(table))
-                out.append(OutputDataset(
-                    namespace=namespace, name=name,
-                    facets={"version": version_facet(str(version))},
-                    outputFacets={"outputStatistics": _Stats(rowCount=as_int(record.get(rows_field)),
-                                                             producer=PRODUCER)}))
+        out += self._side_outputs(record)
         for model in as_list(record.get("models")):
             if model.get("role") == "registered":
                 out.append(OutputDataset(namespace=MODEL_NAMESPACE, name=model["name"],
                                          facets=self._model_facets(model.get("version"))))
+        return out
+
+    def _side_outputs(self, record: Mapping[str, Any]) -> list[OutputDataset]:
+        """Quarantine and rejected tables at the versions this run committed to them. The record
+        keeps their version and row count, not their schema: that comes from the table's log at
+        that version, as an input's does (``schema_of``; ``export`` falls back to the log too)."""
+        out = []
+        for side, rows_field in (("quarantine", "quarantined_rows"), ("rejected", "rejected_rows")):
+            table, version = record.get(f"{side}_table"), as_int(record.get(f"{side}_version"))
+            if not table or version is None or version < 0:
+                continue
+            path = self.ctx.layout.table(table)
+            namespace, name = dataset_id(path)
+            facets: dict[str, Any] = {"version": version_facet(str(version))}
+            schema = self._schema(path, version)
+            if schema is not None:
+                facets["schema"] = schema
+            out.append(OutputDataset(
+                namespace=namespace, name=name, facets=facets,
+                outputFacets={"outputStatistics": _Stats(rowCount=as_int(record.get(rows_field)), producer=PRODUCER)}))
         return out
 
     def _column_lineage(self, record: Mapping[str, Any]) -> column_lineage_dataset.ColumnLineageDatasetFacet | None:

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracelake.lineage.openlineage.context import make_builder, schema_lookup
 from tracelake.lineage.openlineage.outbox import Outbox
-from tracelake.lineage.openlineage.publisher import make_builder, schema_lookup
 from tracelake.lineage.query.graph import recorded_runs
 from tracelake.lineage.record.audit_tables import CHECK_RESULTS
 
@@ -207,8 +207,10 @@ class ResendResult:
 def resend(lake: Lakehouse, client: Any, *, retries: int | None = None) -> ResendResult:
     """Send the outbox again, oldest first; stop at the first delivery failure (the backend is
     still down: the rest stays in the outbox, with the new error)."""
-    from tracelake.lineage.openlineage.transport import DeliveryFailed, send
+    from tracelake.lineage.openlineage.transport import DISABLED_MESSAGE, DeliveryFailed, is_disabled, send
 
+    if is_disabled(client):   # it would "deliver" everything and empty the outbox
+        raise DeliveryFailed(DISABLED_MESSAGE)
     outbox = Outbox(lake.settings.openlineage_dir)
     pending = outbox.pending()
     result = ResendResult()
@@ -225,12 +227,15 @@ def resend(lake: Lakehouse, client: Any, *, retries: int | None = None) -> Resen
             send(client, event, retries=lake.settings.openlineage_retries if retries is None else retries)
         except DeliveryFailed as exc:
             outbox.add(item.run_id, item.kind, f"resend failed: {exc}", event_type=event.eventType.value)
+            outbox.backend_failed(str(exc))     # still down: publishing processes back off as well
             result.failed += 1
             break
         outbox.delivered(item)
         result.sent += 1
     if result.sent:
         outbox.count("resent", result.sent)
+        if not result.failed:
+            outbox.backend_recovered()         # it takes events again: no process needs to back off
     result.remaining = len(outbox.pending())
     return result
 

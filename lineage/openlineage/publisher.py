@@ -9,14 +9,18 @@ the events (``events``) and sends them through the client's configured transport
   the event goes straight to the outbox;
 - **retries**: a failed send is retried with backoff (``TRACELAKE_OPENLINEAGE_RETRIES``, on top
   of the transport's own), then the event goes to the **outbox** with the error;
-- **circuit breaker**: after a failure, events go to the outbox without trying for
+- **back-off** (a circuit breaker): after a failure, events go to the outbox without trying for
   ``COOLDOWN_SECONDS``, so a backend that hangs costs one timeout, not one per event, and the
-  queue never fills behind it;
-- **process exit**: a watcher waits up to ``DRAIN_SECONDS`` for the queue to empty when the
-  main thread ends (interpreter exit, and the end of a multiprocessing child - which is how
-  Dagster's multiprocess executor runs steps); whatever is left, including an event stuck in a
-  hanging HTTP call, goes to the outbox. A process killed outright (SIGKILL) loses only its queue:
-  the audit records are durable, and ``tracelake openlineage export --since`` replays them.
+  queue never fills behind it. The failure is noted in the outbox, so every process publishing
+  from this lakehouse backs off too - above all each step process of Dagster's multiprocess
+  executor, which would otherwise pay the failure again;
+- **process exit**: a watcher closes the publisher when the main thread ends (interpreter exit,
+  and the end of a multiprocessing child - which is how Dagster's multiprocess executor runs
+  steps). A backend that answers gets up to ``DRAIN_SECONDS`` to take the queue; in back-off, or
+  once one send has waited ``STALL_SECONDS`` for an answer, what is left goes to the outbox at
+  once, including the event stuck in that call (waiting ``HUNG_SECONDS`` or more counts as a
+  failure). A process killed outright (SIGKILL) loses only its queue: the audit records are
+  durable, and ``tracelake openlineage export --since`` replays them.
 
 ``tracelake openlineage resend`` sends the outbox again; ``status`` shows it.
 """
@@ -26,74 +30,33 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import subprocess
 import threading
 import time
 import weakref
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from tracelake.lineage.openlineage.outbox import Outbox
+from tracelake.lineage.openlineage.outbox import Entry, Outbox, event_type_of
 from tracelake.lineage.record.redact import scrub_text
-from tracelake.lineage.settings import Settings, repo_root
+from tracelake.lineage.settings import Settings
 
 if TYPE_CHECKING:
     from tracelake.lineage.openlineage.events import EventBuilder
     from tracelake.lineage.record.audit_store import AuditStore
 
-__all__ = ["COOLDOWN_SECONDS", "DRAIN_SECONDS", "Publisher", "publisher_for", "repository_url", "schema_lookup"]
+__all__ = ["COOLDOWN_SECONDS", "DRAIN_SECONDS", "HUNG_SECONDS", "STALL_SECONDS", "Publisher", "publisher_for"]
 
 log = logging.getLogger("tracelake.openlineage")
 
-COOLDOWN_SECONDS = 30.0   # after a failed delivery, send nothing (outbox) for this long
-DRAIN_SECONDS = 3.0       # at process exit, wait at most this long for the queue to empty
+COOLDOWN_SECONDS = 30.0   # after a failed delivery, send nothing (outbox) for this long - in every process
+DRAIN_SECONDS = 3.0       # at process exit, wait at most this long for a backend that answers to take the queue
+STALL_SECONDS = 0.25      # ... but not for one answer longer than this: a healthy backend answers in milliseconds
+HUNG_SECONDS = 1.0        # an answer this overdue at exit counts as a failure: later processes back off too
 _STOP = ("stop", None)
 
 
 def publisher_for(settings: Settings, store: AuditStore) -> list[Publisher]:
     """The listeners ``open_lakehouse`` attaches: one publisher, or none when publishing is off."""
     return [Publisher(settings, store)] if settings.openlineage else []
-
-
-@lru_cache(maxsize=8)
-def repository_url(path: str) -> str | None:
-    """The git remote (``origin``) of the repository at ``path``, else ``file://`` of its root."""
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() or None if out.returncode == 0 else None
-
-    remote = git("remote", "get-url", "origin")
-    if remote:
-        return remote
-    top = git("rev-parse", "--show-toplevel")
-    return f"file://{top}" if top else None
-
-
-def schema_lookup(maxsize: int = 4096):
-    """``(path, version) -> Delta schema JSON`` from the table's log, cached. A table version that
-    cannot be read any more (vacuumed history) gives None: the event goes out without that one
-    schema facet, and the problem is logged."""
-    from tracelake.lineage.record import delta_meta
-
-    @lru_cache(maxsize=maxsize)
-    def schema_of(path: str, version: int) -> str | None:
-        try:
-            return delta_meta.schema_at(path, version)
-        except Exception as exc:  # reported; the event is still sent without the facet
-            log.warning("no schema for %s@v%s in its OpenLineage event: %s", path, version, exc)
-            return None
-
-    return schema_of
-
-
-def make_builder(settings: Settings, store: AuditStore, schema_of=None) -> EventBuilder:
-    from tracelake.lineage.openlineage.events import EventBuilder, EventContext
-
-    return EventBuilder(EventContext(layout=store.layout, namespace=settings.openlineage_namespace,
-                                     repo_url=repository_url(str(repo_root())), schema_of=schema_of or schema_lookup()))
 
 
 class Publisher:
@@ -109,16 +72,20 @@ class Publisher:
         self._outstanding = 0
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()    # ends a retry wait (process exit)
+        self._giving_up = threading.Event()   # close() took over: nothing more goes to the backend
         self._inflight: tuple[str, dict[str, Any]] | None = None
+        self._sending_since: float | None = None      # monotonic start of the send waiting on the backend
+        self._abandoned: tuple[str, Any] | None = None  # the in-flight event close() put in the outbox itself
         self._checks: dict[str, list[dict[str, Any]]] = {}
         self._lost_checks: set[str] = set()
         self._circuit_until = 0.0
+        self._backoff_loaded = False
         self._last_error = ""
         self._client: Any = None
         self._builder: EventBuilder | None = None
         self._unsaved: dict[str, int] = {}
-        self.stats = {"enqueued": 0, "delivered": 0, "outboxed": 0}
+        self.stats = {"enqueued": 0, "delivered": 0, "outboxed": 0, "disabled": 0}
 
     # -- the listener: enqueue only -------------------------------------------------------------
     def run_started(self, record: dict[str, Any]) -> None:
@@ -188,35 +155,94 @@ class Publisher:
                 self._checks.setdefault(row["run_id"], []).append(row)
             return
         run_id = payload["run_id"]
+        checks = self._checks.pop(run_id, []) if kind == "end" else []
         if kind == "end" and run_id in self._lost_checks:
             self._lost_checks.discard(run_id)
-            self._checks.pop(run_id, None)
             self._to_outbox(item, "not sent: its check results did not fit in the queue; resend rebuilds it whole",
                             attempts=0)
             return
+        self._load_backoff()
+        if self._giving_up.is_set() or self._in_backoff():
+            # Not even built: the outbox keeps a reference, and resend rebuilds the event from the record.
+            self._to_outbox(item, self._not_sent_reason(), attempts=0)
+            return
         builder = self._event_builder()
-        event = builder.start(payload) if kind == "start" else builder.end(payload, self._checks.pop(run_id, []))
-        if time.monotonic() < self._circuit_until:
-            self._to_outbox(item, f"not sent: the backend failed {COOLDOWN_SECONDS:.0f} s ago or less "
-                                  f"(last error: {self._last_error})", attempts=0, event=event)
-            return
-        from tracelake.lineage.openlineage.transport import DeliveryFailed, send
+        self._deliver(item, builder.start(payload) if kind == "start" else builder.end(payload, checks))
 
-        try:
-            send(self._ol_client(), event, retries=self.settings.openlineage_retries, stop=self._stopping.is_set)
-        except DeliveryFailed as exc:
-            self._last_error = scrub_text(str(exc))
-            self._circuit_until = time.monotonic() + COOLDOWN_SECONDS
-            log.warning("OpenLineage delivery failed for run %s (%s): %s; kept in the outbox - "
-                        "`tracelake openlineage resend` sends it again", run_id, kind, self._last_error)
-            self._to_outbox(item, f"delivery failed: {self._last_error}", attempts=self.settings.openlineage_retries + 1,
-                            event=event)
+    def _deliver(self, item: tuple[str, Any], event: Any) -> None:
+        from tracelake.lineage.openlineage.transport import DeliveryFailed, is_disabled, send
+
+        client = self._ol_client()
+        if is_disabled(client):
+            # OPENLINEAGE_DISABLED=true reached the client after the settings were read: publishing
+            # is off, so the event is neither delivered nor undelivered.
+            self.stats["disabled"] += 1
             return
-        self.stats["delivered"] += 1
-        self._unsaved["delivered"] = self._unsaved.get("delivered", 0) + 1
+        if self._giving_up.is_set():          # close() took over while this event was being built
+            self._to_outbox(item, self._not_sent_reason(), attempts=0)
+            return
+        error = None
+        with self._lock:
+            self._sending_since = time.monotonic()
+        try:
+            send(client, event, retries=self.settings.openlineage_retries, stop=self._stopping.is_set)
+        except DeliveryFailed as exc:
+            error = scrub_text(str(exc)) or type(exc).__name__
+        finally:
+            with self._lock:
+                self._sending_since = None
+                abandoned = self._abandoned is item
+        if error is None:
+            self.stats["delivered"] += 1
+            self._unsaved["delivered"] = self._unsaved.get("delivered", 0) + 1
+            return
+        self._backend_failed(error)
+        if not abandoned:
+            log.warning("OpenLineage delivery failed for run %s (%s): %s; kept in the outbox - "
+                        "`tracelake openlineage resend` sends it again", item[1]["run_id"], item[0], error)
+            self._to_outbox(item, f"delivery failed: {error}", attempts=self.settings.openlineage_retries + 1)
+
+    # -- back-off (the circuit breaker), shared with other processes through the outbox ---------
+    def _in_backoff(self) -> bool:
+        return time.monotonic() < self._circuit_until
+
+    def _backend_failed(self, error: str) -> None:
+        self._last_error = error
+        self._circuit_until = time.monotonic() + COOLDOWN_SECONDS
+        try:
+            self.outbox.backend_failed(error, scrubbed=True)
+        except Exception as exc:  # this process still backs off; only the others will not know
+            log.warning("OpenLineage: could not note the backend failure in %s: %s", self.outbox.path, exc)
+
+    def _load_backoff(self, *, again: bool = False) -> None:
+        """Back off when any process publishing from this lakehouse found the backend failing less
+        than ``COOLDOWN_SECONDS`` ago (read once, and again at close)."""
+        if self._backoff_loaded and not again:
+            return
+        self._backoff_loaded = True
+        try:
+            noted = self.outbox.backend_failure()
+        except Exception as exc:  # unreadable note: this process finds out about the backend itself
+            log.warning("OpenLineage: could not read %s: %s", self.outbox.path, exc)
+            return
+        if noted is None:
+            return
+        error, at = noted
+        left = min(COOLDOWN_SECONDS, at + COOLDOWN_SECONDS - time.time())   # min: a clock that went back
+        if left > 0 and time.monotonic() + left > self._circuit_until:
+            self._circuit_until = time.monotonic() + left
+            self._last_error = error
+
+    def _not_sent_reason(self) -> str:
+        if self._in_backoff():
+            return (f"not sent: the backend failed {COOLDOWN_SECONDS:.0f} s ago or less "
+                    f"(last error: {self._last_error})")
+        return "not sent: the process exited before delivery (the backend was slow or not answering)"
 
     def _event_builder(self) -> EventBuilder:
         if self._builder is None:
+            from tracelake.lineage.openlineage.context import make_builder
+
             self._builder = make_builder(self.settings, self.store)
         return self._builder
 
@@ -237,18 +263,19 @@ class Publisher:
         for name, n in pending.items():
             self.outbox.count(name, n)
 
-    def _to_outbox(self, item: tuple[str, Any], reason: str, *, attempts: int = 1, event: Any = None) -> None:
-        kind, payload = item
-        if kind == "checks" or payload is None:
-            return
-        event_type = None
-        if event is not None:
-            event_type = getattr(event.eventType, "value", None)
-        elif kind == "start":
-            event_type = "START"
-        self.outbox.add(payload["run_id"], kind, reason, event_type=event_type,
-                        openlineage_run_id=payload.get("openlineage_run_id"), attempts=attempts)
-        self.stats["outboxed"] += 1
+    def _to_outbox(self, item: tuple[str, Any], reason: str, *, attempts: int = 1) -> None:
+        if item is self._abandoned:
+            return   # close() put it there already
+        self._outbox_many([item], reason, attempts=attempts)
+
+    def _outbox_many(self, items: list[tuple[str, Any]], reason: str, *, attempts: int = 1) -> None:
+        entries = [Entry(payload["run_id"], kind, reason, event_type_of(kind, payload.get("status")),
+                         payload.get("openlineage_run_id"), attempts)
+                   for kind, payload in items if kind != "checks" and payload is not None]
+        # Every reason here is fixed text or errors scrubbed when they were caught (``_deliver``,
+        # ``_run``, the noted failure): not scrubbed again, which would cost an exit a third of a second.
+        self.outbox.add_many(entries, scrubbed=True)
+        self.stats["outboxed"] += len(entries)
 
     # -- waiting and shutting down --------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -263,31 +290,74 @@ class Publisher:
         return True
 
     def close(self, timeout: float = DRAIN_SECONDS) -> None:
-        """Drain for up to ``timeout`` seconds, then move whatever is left to the outbox."""
+        """Let a backend that answers take the queue (up to ``timeout`` seconds); when it is backing
+        off, or stops answering, move what is left to the outbox at once instead of waiting."""
         if self._closed:
             return
-        drained = self.flush(timeout)
-        self._stopping.set()
+        self._stopping.set()                  # a retry wait ends: the event goes to the outbox, not the exit
+        if self._outstanding:
+            self._load_backoff(again=True)    # another step process may have found the backend down
+        drained = not self._in_backoff() and self._drain(timeout)
+        self._giving_up.set()
         self._closed = True
-        left = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _STOP:
-                left.append(item)
-        inflight = self._inflight
-        if not drained and inflight is not None:
-            left.insert(0, inflight)
-        for item in left:
-            self._to_outbox(item, "not sent: the process exited before delivery", attempts=0)
+        left = self._take_queue()
+        stuck = None if drained else self._abandon_inflight()
+        if stuck is not None:
+            left.insert(0, stuck[0])
+            if stuck[1] >= HUNG_SECONDS and not self._in_backoff():
+                self._backend_failed(f"no answer in {stuck[1]:.1f} s (the process exited waiting for it)")
+        self._outbox_many(left, self._not_sent_reason(), attempts=0)
         self._save_counts()
         if self._thread is not None:
             self._queue.put(_STOP)
         if left:
             log.warning("OpenLineage: %d event(s) not delivered before exit are in the outbox (%s)",
                         len([i for i in left if i[0] != "checks"]), self.outbox.path)
+
+    def _drain(self, timeout: float) -> bool:
+        """Wait for the queue to empty; False at ``timeout``, when delivery fails (back-off), or
+        when one send has waited ``STALL_SECONDS`` for the backend."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._outstanding > 0:
+                now = time.monotonic()
+                stalled = self._sending_since is not None and now - self._sending_since > STALL_SECONDS
+                if now >= deadline or stalled or self._in_backoff():
+                    return False
+                self._idle.wait(min(0.02, deadline - now))
+        return True
+
+    def _take_queue(self) -> list[tuple[str, Any]]:
+        """Everything still queued, taken from the sender (which then has at most one event)."""
+        taken = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                taken.append(item)
+        with self._lock:
+            self._outstanding -= len(taken)
+            self._idle.notify_all()
+        return taken
+
+    def _abandon_inflight(self) -> tuple[tuple[str, Any], float] | None:
+        """The sender's event once close() has taken over: taken into the outbox here (with how
+        long it has waited) when it waits on the backend; otherwise it is local work that ends in
+        milliseconds - waited for, up to ``STALL_SECONDS`` - after which the sender sees
+        ``_giving_up`` and puts it in the outbox itself."""
+        deadline = time.monotonic() + STALL_SECONDS
+        with self._lock:
+            while self._outstanding > 0:
+                now = time.monotonic()
+                if self._inflight is not None and (self._sending_since is not None or now >= deadline):
+                    self._abandoned = self._inflight
+                    return self._inflight, now - (self._sending_since or now)
+                if now >= deadline:
+                    return None
+                self._idle.wait(min(0.02, deadline - now))
+        return None
 
 
 def _run_id(item: tuple[str, Any]) -> str | None:

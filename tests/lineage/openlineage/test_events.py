@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -157,6 +160,31 @@ def test_the_final_status_decides_the_terminal_event(tmp_path, status, event_typ
         assert error["programmingLanguage"] == "python" and error["stackTrace"] == "Traceback ..."
 
 
+def test_quarantine_and_rejected_outputs_carry_their_version_rows_and_schema(tmp_path):
+    home = str(tmp_path / "lake")
+    rec = make_record(home, quarantine_table="cleaned_trips__quarantine", quarantine_version=3, quarantined_rows=5,
+                      rejected_table="cleaned_trips__rejected", rejected_version=0, rejected_rows=400)
+    # Their schemas come from each table's log at that version, as an input's do.
+    schemas = {(f"{home}/tables/cleaned_trips__quarantine", 3): json.dumps(
+                   {"type": "struct", "fields": [{"name": "trip_id", "type": "string", "nullable": True},
+                                                 {"name": "_tl_failed_checks", "type": "string", "nullable": True}]}),
+               (f"{home}/tables/cleaned_trips__rejected", 0): json.dumps(
+                   {"type": "struct", "fields": [{"name": "trip_id", "type": "long", "nullable": False}]})}
+    end = as_json(builder(home, schemas).end(rec))
+    sides = {o["name"].rsplit("/", 1)[-1]: o for o in end["outputs"]}
+    quarantine, rejected = sides["cleaned_trips__quarantine"], sides["cleaned_trips__rejected"]
+    assert (quarantine["facets"]["version"]["datasetVersion"], rejected["facets"]["version"]["datasetVersion"]) == ("3", "0")
+    assert quarantine["outputFacets"]["outputStatistics"]["rowCount"] == 5
+    assert rejected["outputFacets"]["outputStatistics"]["rowCount"] == 400
+    assert [(f["name"], f["type"]) for f in quarantine["facets"]["schema"]["fields"]] == [
+        ("trip_id", "string"), ("_tl_failed_checks", "string")]
+    assert [(f["name"], f["type"]) for f in rejected["facets"]["schema"]["fields"]] == [("trip_id", "long")]
+    # A version whose schema cannot be read any more: the dataset still goes out, without the facet.
+    rec = make_record(home, quarantine_table="cleaned_trips__quarantine", quarantine_version=9, quarantined_rows=1)
+    (gone,) = [o for o in as_json(builder(home, schemas).end(rec))["outputs"] if o["name"].endswith("__quarantine")]
+    assert "schema" not in gone["facets"] and gone["facets"]["version"]["datasetVersion"] == "9"
+
+
 # -- the publisher ---------------------------------------------------------------------------------
 def _run_through(lake, rec: dict, checks: list[dict] | None = None) -> dict:
     """What the recorder does: open marker, (checks), final record - telling the listeners."""
@@ -267,3 +295,113 @@ def test_export_replays_the_history_with_the_live_ids(tmp_path, backend, point_t
     backend.mode = "500"
     assert main(["--home", home, "openlineage", "export", "--since", "2000-01-01"]) == 2
     assert "nothing was skipped - continue with --since 20" in capsys.readouterr().err
+
+
+# -- process exit: a failing backend costs no wait, and the next process backs off ---------------
+NEXT_STEP = textwrap.dedent('''
+    """A Dagster step process: two runs published, then the interpreter exits (the exit watcher closes)."""
+    import json, sys, time
+    from datetime import UTC, datetime, timedelta
+    from tracelake.lineage import open_lakehouse
+    from tracelake.lineage.openlineage.ids import openlineage_run_id
+    from tracelake.lineage.record.audit_tables import COMPONENT_RUNS
+    from tracelake.lineage.record.chain import normalize_row
+    from tracelake.lineage.record.listeners import notify
+    from tracelake.lineage.record.runid import new_run_id
+
+    lake = open_lakehouse(sys.argv[1])
+    for _ in range(2):
+        run_id, started = new_run_id(), datetime.now(UTC)
+        rec = normalize_row({"run_id": run_id, "component": "next_step", "status": "succeeded", "started_at": started,
+                             "ended_at": started + timedelta(seconds=1), "openlineage_run_id": openlineage_run_id(run_id)},
+                            COMPONENT_RUNS.schema)
+        opened = {**rec, "status": "started", "ended_at": None}
+        lake.journal.open_run(run_id, opened)
+        notify(lake.listeners, "run_started", opened)
+        notify(lake.listeners, "run_finished", lake.journal.append(COMPONENT_RUNS, run_id, rec, close_run=run_id))
+    print(json.dumps({"done_at": time.time()}), flush=True)
+''')
+
+
+def _wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
+@pytest.mark.parametrize("mode", ["500", "hang"])
+def test_at_exit_a_failing_backend_costs_no_wait_and_the_next_process_backs_off(tmp_path, backend, point_to, capsys,
+                                                                                 mode):
+    backend.mode = mode
+    point_to(backend.url, timeout=2.0, retries=1)
+    home = str(tmp_path / "lake")
+    lake = open_lakehouse(home)
+    (publisher,) = lake.listeners
+    finals = [_run_through(lake, make_record(home)) for _ in range(3)]
+    assert _wait_until(lambda: backend.attempts >= 1, 30)      # the first event is at the backend
+    t0 = time.perf_counter()
+    publisher.close()                                          # what the exit watcher calls
+    took = time.perf_counter() - t0
+    assert took < 0.5, took                                    # no waiting for the 500's retry, or for the hang
+    outbox = Outbox(lake.settings.openlineage_dir)
+    assert {(p.run_id, p.kind) for p in outbox.pending()} == {(f["run_id"], k) for f in finals for k in ("start", "end")}
+    # Noted for every process of this lakehouse: at once for the 500, at the transport's timeout
+    # for the hang (the stuck call fails then; its event is in the outbox already, once).
+    assert _wait_until(lambda: outbox.backend_failure() is not None, 10)
+    assert outbox.counters()["failed"] == 6 and len(outbox.pending()) == 6
+    assert main(["--home", home, "openlineage", "status"]) == 0
+    assert "backing off" in capsys.readouterr().out
+
+    # The next step process starts in back-off: it never calls the backend, and exits at once.
+    attempts = backend.attempts
+    script = tmp_path / "next_step.py"
+    script.write_text(NEXT_STEP)
+    proc = subprocess.run([sys.executable, str(script), home], capture_output=True, text=True, timeout=120)
+    exited = time.time()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    done_at = json.loads(proc.stdout.strip().splitlines()[-1])["done_at"]
+    assert exited - done_at < 1.5, exited - done_at             # the exit watcher outboxed, did not wait
+    assert backend.attempts == attempts
+    pending = outbox.pending()
+    assert len(pending) == 10 and all(p.attempts == 0 and "backend failed" in p.reason
+                                      for p in pending if p.run_id not in {f["run_id"] for f in finals})
+
+    backend.mode = "ok"
+    assert main(["--home", home, "openlineage", "resend"]) == 0
+    assert "resent 10 events; 0 still undelivered" in capsys.readouterr().out
+    got = backend.by_run()
+    assert len(got) == 5 and all(set(events) == {"START", "COMPLETE"} for events in got.values())
+    assert outbox.pending() == [] and outbox.backend_failure() is None    # delivering again: no back-off
+    assert main(["--home", home, "openlineage", "status"]) == 0
+    assert "backing off" not in capsys.readouterr().out
+
+
+def test_at_exit_an_answering_backend_still_gets_the_whole_queue(tmp_path, backend, point_to):
+    point_to(backend.url)
+    home = str(tmp_path / "lake")
+    lake = open_lakehouse(home)
+    (publisher,) = lake.listeners
+    finals = [_run_through(lake, make_record(home)) for _ in range(10)]
+    publisher.close()                                          # at once: the queue is still full
+    assert len(backend.events) == 20 and set(backend.by_run()) == {f["openlineage_run_id"] for f in finals}
+    assert Outbox(lake.settings.openlineage_dir).pending() == []
+
+
+def test_an_answer_overdue_at_exit_counts_as_a_failure(tmp_path, backend, point_to):
+    from tracelake.lineage.openlineage.publisher import HUNG_SECONDS
+
+    backend.mode = "hang"
+    point_to(backend.url, timeout=30.0, retries=0)
+    home = str(tmp_path / "lake")
+    lake = open_lakehouse(home)
+    (publisher,) = lake.listeners
+    _run_through(lake, make_record(home))
+    assert _wait_until(lambda: backend.attempts >= 1, 30)
+    time.sleep(HUNG_SECONDS + 0.1)
+    t0 = time.perf_counter()
+    publisher.close()
+    assert time.perf_counter() - t0 < 0.5
+    outbox = Outbox(lake.settings.openlineage_dir)
+    error, _ = outbox.backend_failure()                        # noted now, not 30 s later at the timeout
+    assert "no answer" in error and len(outbox.pending()) == 2

@@ -55,6 +55,11 @@ def _side_output(lake, end: dict, rec: dict, side: str, rows_field: str) -> dict
     (out,) = matches
     assert out["facets"]["version"]["datasetVersion"] == str(version)
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == rows
+    # The schema of that version of the side table, from its log (the main output's comes from the record).
+    logged = [f["name"] for f in json.loads(delta_meta.schema_at(path, version))["fields"]]
+    assert [f["name"] for f in out["facets"]["schema"]["fields"]] == logged
+    # the rows as each side keeps them: set-aside rows as they were, a refused batch as JSON text
+    assert ({"key", "value"} if side == "quarantine" else {"row_json"}) <= set(logged)
     return out
 
 
