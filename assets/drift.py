@@ -12,7 +12,6 @@ alert-fatigue rule; SLAs on recall are what page).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -178,7 +177,7 @@ def data_drift(context: dg.AssetExecutionContext, config: DriftConfig, data_prof
         try:
             rows = run.read_table(target.table, partitions=[day])
             report = run_evidently(target, reference, rows, ref_profiles, current,
-                                   str(Path(lake.settings.home) / "reports" / "drift" / target.table / day),
+                                   f"{lake.layout.reports_root}/drift/{target.table}/{day}",
                                    run.run_id, max_rows=config.sample_rows)
         except Exception as exc:  # the full-data statistics stand on their own; the failure is recorded per row
             error = scrub_text(f"{type(exc).__name__}: {exc}")

@@ -81,12 +81,6 @@ THRESHOLD = 0.1                                     # normed Wasserstein (numeri
 SPEC_SAMPLE = 200_000
 EVIDENTLY_GROWTH = 17.0                             # planning figure: time x17 per 10x rows
 DATA_VERSION = 1
-# Evidently's distance methods (drift when value >= threshold); every other method is a p-value
-# test (drift when value < threshold).
-EVIDENTLY_DISTANCES = ("wasserstein", "jensen-shannon", "hellinger", "kullback-leibler", "psi", "energy",
-                       "mmd", "total-variation")
-
-
 # -- data ---------------------------------------------------------------------------------------
 
 def _std(kind: str, a: float, b: float) -> float:
@@ -509,17 +503,12 @@ def _incremental(spark, work: Path, spec, ref, cur, t_cur: float) -> dict:
             "year_compare_ms": t_year_compare * 1000, "day_verdicts": day_verdicts}
 
 
-def _evidently_drifted(method: str, value: float, threshold: float) -> bool:
-    lowered = method.lower()
-    if any(d in lowered for d in EVIDENTLY_DISTANCES):
-        return bool(value >= threshold)
-    return bool(value < threshold)    # a p-value test
-
-
 def child_evidently(work: Path, rows: int) -> dict:
     import pyarrow.dataset as ds
     from evidently import Report
     from evidently.presets import DataDriftPreset
+
+    from tracelake.monitors.drift.evidently_report import evidently_verdicts
 
     _started()                    # the timeout counts from here, not from the imports
     t = time.perf_counter()
@@ -532,14 +521,10 @@ def child_evidently(work: Path, rows: int) -> dict:
     load_s = time.perf_counter() - t
     snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
     run_s = time.perf_counter() - t - load_s
-    verdicts, scores, methods = {}, {}, {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric.get("config", {})
-        if config.get("type") != "evidently:metric_v2:ValueDrift":
-            continue
-        name, value = config["column"], float(metric["value"])
-        verdicts[name] = _evidently_drifted(config["method"], value, float(config["threshold"]))
-        scores[name], methods[name] = value, config["method"]
+    found = evidently_verdicts(snapshot.dict())      # read as the product reads them
+    verdicts = {name: v.drifted for name, v in found.items()}
+    scores = {name: v.score for name, v in found.items()}
+    methods = {name: v.method for name, v in found.items()}
     return {"seconds": time.perf_counter() - t, "load_s": load_s, "run_s": run_s, "rows": len(ref),
             "verdicts": verdicts, "scores": scores, "methods": methods}
 

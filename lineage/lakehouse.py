@@ -7,6 +7,7 @@ root and process, so the journal connection, MLflow thread and Spark session are
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ def open_lakehouse(home: str | None = None, *, spark: SparkResource | None = Non
         lake = _cache.get(key)
         if lake is None:
             layout = Layout.from_settings(settings)
+            _warn_if_journal_is_local_to_a_remote_lake(settings)
             anchors = anchor_store(settings.home, settings.anchor_dir)
             journal = open_journal(settings.journal_dir, settings.journal_url, settings.home, on_commit=anchors.note)
             store = AuditStore(layout, journal, settings.retention_interval)
@@ -159,3 +161,16 @@ def __getattr__(name: str) -> Any:
 
         return LakehouseResource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _warn_if_journal_is_local_to_a_remote_lake(settings: Settings) -> None:
+    """A lakehouse on an object store with the default journal (SQLite on this machine's disk)
+    works for one machine, but its records live only as long as this disk and writers on other
+    machines are not serialised per table - said once per process, not discovered after a loss."""
+    if is_local_uri(settings.home) or settings.journal_url:
+        return
+    logging.getLogger("tracelake.lakehouse").warning(
+        "the lakehouse %s is on an object store but the audit journal is on this machine's disk (%s): "
+        "records not yet flushed are lost with this disk, and writers on other machines are not locked "
+        "per table; set TRACELAKE_JOURNAL_URL=postgresql://... for a shared setup (docs/scaling.md)",
+        settings.home, settings.journal_dir)

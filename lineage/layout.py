@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from tracelake.lineage.settings import Settings, is_local_uri, to_local_path
 
@@ -107,6 +108,12 @@ class Layout:
             if any(i.base_name.endswith(".json") or ".checkpoint" in i.base_name for i in log):
                 found.append(info.base_name)
         return sorted(found)
+
+    def local_reports_root(self) -> Path:
+        """Where reports asked for on the command line are written, to be opened at once: the
+        lakehouse's reports folder when it is local, else ``~/.tracelake`` (a browser cannot open
+        an object store)."""
+        return self.local_path(self.reports_root) if self.is_local else Path.home() / ".tracelake"
 
     def local_path(self, uri: str):
         """Filesystem path of a URI under a local lakehouse (raises for object stores)."""

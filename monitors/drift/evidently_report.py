@@ -10,18 +10,22 @@ recorded next to the full-data verdicts; where they disagree, both are kept.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from tracelake.lineage.settings import arrow_filesystem, is_local_uri, to_local_path
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-__all__ = ["EvidentlyReport", "EvidentlyVerdict", "evidently_drift", "stratified_sample"]
+__all__ = ["EvidentlyReport", "EvidentlyVerdict", "evidently_drift", "evidently_verdicts", "stratified_sample"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,11 @@ def _stratified_pandas(frame: pd.DataFrame, strata: str | None, counts: Mapping[
     return pd.concat(parts) if parts else frame.head(0)
 
 
-def _verdicts(snapshot_dict: dict) -> dict[str, EvidentlyVerdict]:
+def evidently_verdicts(snapshot_dict: dict) -> dict[str, EvidentlyVerdict]:
+    """Per-column verdicts from a report's snapshot, ``Snapshot.dict()`` - the same document
+    ``save_json`` writes and ``Snapshot.load`` reads back, i.e. Evidently's stored format, not
+    its internals; ``ValueDrift`` is the type id that format gives each column's drift metric.
+    (The live ``metric_results`` are keyed by fingerprints that name no column.)"""
     out = {}
     for metric in snapshot_dict.get("metrics", []):
         config = metric.get("config") or {}
@@ -99,19 +107,38 @@ def _verdicts(snapshot_dict: dict) -> dict[str, EvidentlyVerdict]:
 
 
 def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame, out_dir: str | Path, name: str) -> EvidentlyReport:
-    """Run Evidently's DataDriftPreset and save ``<name>.html`` and ``<name>.json`` in ``out_dir``."""
+    """Run Evidently's DataDriftPreset and save ``<name>.html`` and ``<name>.json`` in ``out_dir``,
+    a folder or an object-store prefix (``s3a://...``: saved locally, then uploaded)."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
     if reference.empty or current.empty:
         raise ValueError(f"Evidently needs rows on both sides (reference {len(reference)}, current {len(current)})")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     # Booleans become strings so Evidently treats them as categories on both sides alike.
     ref, cur = (f.apply(lambda s: s.astype(str).where(s.notna(), None) if s.dtype == bool else s)
                 for f in (reference, current))
     snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
-    html, js = out / f"{name}.html", out / f"{name}.json"
-    snapshot.save_html(str(html))
-    snapshot.save_json(str(js))
-    return EvidentlyReport(str(html), str(js), len(reference), len(current), _verdicts(snapshot.dict()))
+    with _saved_in(str(out_dir)) as (local, final):
+        snapshot.save_html(str(local / f"{name}.html"))
+        snapshot.save_json(str(local / f"{name}.json"))
+    html, js = f"{final}/{name}.html", f"{final}/{name}.json"
+    return EvidentlyReport(html, js, len(reference), len(current), evidently_verdicts(snapshot.dict()))
+
+
+@contextlib.contextmanager
+def _saved_in(out_dir: str) -> Iterator[tuple[Path, str]]:
+    """(local folder to save into, where the files end up). Evidently saves to local paths only;
+    on an object store the files are uploaded when saving is done, so the recorded paths name
+    the shared copy every machine reads, not a worker's temporary disk."""
+    if is_local_uri(out_dir):
+        local = to_local_path(out_dir)
+        local.mkdir(parents=True, exist_ok=True)
+        yield local, str(local)
+        return
+    from pyarrow import fs as pafs
+
+    with tempfile.TemporaryDirectory(prefix="tracelake-evidently-") as tmp:
+        yield Path(tmp), out_dir.rstrip("/")
+        filesystem, prefix = arrow_filesystem(out_dir)
+        filesystem.create_dir(prefix, recursive=True)
+        pafs.copy_files(tmp, prefix, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)

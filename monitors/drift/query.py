@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from tracelake.lineage import Lakehouse
@@ -203,4 +202,4 @@ def explain_drift(lake: Lakehouse, drift: WindowDrift, top_slices: int = 5) -> d
 
 
 def default_report_dir(lake: Lakehouse, table: str) -> str:
-    return str(Path(lake.settings.home) / "reports" / "drift" / table / "cli")
+    return str(lake.layout.local_reports_root() / "drift" / table / "cli")
