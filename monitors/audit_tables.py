@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, TS, AuditTable
 
-__all__ = ["ALERTS", "ANOMALIES", "MONITOR_AUDIT_TABLES", "PROFILE_SPECS", "SLA_EVALUATIONS"]
+__all__ = ["ALERTS", "ANOMALIES", "MONITOR_AUDIT_TABLES", "PROFILE_SPECS", "REPORTS", "SLA_EVALUATIONS"]
 
 ALERTS = AuditTable("alerts", pa.schema([
     pa.field("event_id", pa.string(), nullable=False),
@@ -81,4 +81,42 @@ PROFILE_SPECS = AuditTable("profile_specs", pa.schema([
     *CHAIN_FIELDS,
 ]), "the fixed bins of each table's drift profiles")
 
-MONITOR_AUDIT_TABLES: tuple[AuditTable, ...] = (ALERTS, ANOMALIES, SLA_EVALUATIONS, PROFILE_SPECS)
+_FILE = pa.struct([
+    pa.field("format", pa.string()),       # json | html | pdf
+    pa.field("name", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("sha256", pa.string()),
+    pa.field("bytes", pa.int64()),
+])
+_HEAD = pa.struct([
+    pa.field("table", pa.string()),
+    pa.field("journal_id", pa.string()),
+    pa.field("chain_seq", pa.int64()),
+    pa.field("record_hash", pa.string()),
+    pa.field("records", pa.int64()),
+])
+_CITED = pa.struct([
+    pa.field("run_id", pa.string()),
+    pa.field("chain_seq", pa.int64()),
+    pa.field("record_hash", pa.string()),
+])
+
+REPORTS = AuditTable("reports", pa.schema([
+    pa.field("report_id", pa.string(), nullable=False),
+    pa.field("kind", pa.string()),               # model | period | decision
+    pa.field("subject", pa.string()),            # e.g. "tip_model v2", "2026-01-01..2026-01-31"
+    pa.field("title", pa.string()),
+    pa.field("params_json", pa.string()),
+    pa.field("files", pa.list_(_FILE)),
+    pa.field("cited_runs", pa.list_(_CITED)),    # component runs the report relies on, with their record hashes
+    pa.field("chain_heads", pa.list_(_HEAD)),    # every audit chain's head when the report was built
+    pa.field("supersedes", pa.string()),         # the previous report of the same subject, if any
+    pa.field("trigger", pa.string()),            # cli | schedule | sensor | demo | api
+    pa.field("dagster_run_id", pa.string()),
+    pa.field("issued_by", pa.string()),
+    pa.field("host", pa.string()),
+    pa.field("issued_at", TS),
+    *CHAIN_FIELDS,
+]), "every compliance report issued: the SHA-256 of its files and the records it was built from")
+
+MONITOR_AUDIT_TABLES: tuple[AuditTable, ...] = (ALERTS, ANOMALIES, SLA_EVALUATIONS, PROFILE_SPECS, REPORTS)

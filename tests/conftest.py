@@ -2,7 +2,9 @@
 
 - ``unit``: no Spark (the core's pure logic, the audit store on delta-rs) - seconds in all;
 - ``integration``: a real Spark session with Delta, Dagster and MLflow on a toy pipeline;
-- ``scenario``: the reference pipeline over simulated days with one injected fault each.
+- ``scenario``: the reference pipeline over simulated days with one injected fault each; the
+  crash suite (``crash``: real kills) and the scale-out suite (``cluster``: real servers) count as
+  scenarios too, being as slow.
 
 Markers are given from the fixtures a test uses, so ``pytest -m unit`` and
 ``pytest -m "not scenario"`` are the fast loops, and ``pytest`` runs everything.
@@ -34,11 +36,14 @@ _SPARK_FIXTURES = {"spark", "lake"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if any(n.endswith("_scenario") or n == "base_history" for n in names):
+        if item.get_closest_marker("crash") or item.get_closest_marker("cluster"):
+            # Real process kills and real servers take minutes each: out of the fast loop too.
+            item.add_marker(pytest.mark.scenario)
+        elif any(n.endswith("_scenario") or n == "base_history" for n in names):
             item.add_marker(pytest.mark.scenario)
         elif names & _SPARK_FIXTURES or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
-        elif not item.get_closest_marker("crash") and not item.get_closest_marker("cluster"):
+        else:
             item.add_marker(pytest.mark.unit)
 
 

@@ -44,10 +44,7 @@ def known_table(lake: Lakehouse, table: str) -> None:
     """A data table of this lakehouse, or one line listing them (before anything is read)."""
     from tracelake.lineage.query.sql import data_tables
 
-    try:
-        tables = data_tables(lake)
-    except NotImplementedError:   # an object store: the table is looked up when read
-        return
+    tables = data_tables(lake)
     if table not in tables:
         raise CliError(f"no table {table!r} in {lake.settings.home}; tables: {', '.join(sorted(tables)) or 'none yet'}")
 

@@ -60,10 +60,7 @@ def _known_sql_tables(lake, statements) -> None:
 
     from tracelake.lineage.query.sql import data_tables
 
-    try:
-        known = {t.lower() for t in data_tables(lake)}
-    except NotImplementedError:   # an object store: Spark says what is missing
-        return
+    known = {t.lower() for t in data_tables(lake)}
     known |= {f"audit.{t}".lower() for t in lake.store.tables()} | {"run_inputs"}
     from tracelake.lineage.record.audit_tables import CORE_AUDIT_TABLES
 

@@ -4,6 +4,11 @@ Built once per query from the component-run records and answered from memory (ve
 Arrow, so three years of hourly runs index in well under a second). Everything here is recorded
 fact - input versions read, output versions written - never inferred from timing, which is
 where mltrace's "most recent run whose outputs match" heuristic goes wrong across cadences.
+
+Longer than most modules (~420 lines), on purpose: ``AuditIndex`` is one index with three faces -
+writers (who made each version live), readers (who read a version, for impact) and models - built
+from the same exploded tables in one pass; split apart, each face would rebuild or pass around
+the others' private frames.
 """
 
 from __future__ import annotations

@@ -234,6 +234,9 @@ class SliceReader:
         except Exception as exc:  # classified: a missing file is not a wrong predicate
             if _unreadable(exc):
                 raise _gone(at.table, at.version, exc) from exc
+            if _io_failure(exc):   # the storage failed: not the user's predicate, not a lost version
+                raise SliceError(f"cannot read {at.table}@v{at.version}: {str(exc).splitlines()[0][:200]} "
+                                 "(check access to the lakehouse's storage, then ask again)") from exc
             raise SliceError(f"cannot evaluate --where {predicate!r} on {at.table}: {str(exc).splitlines()[0][:200]}") from None
         if available is not None and RUN_ID_COLUMN not in available and self._writers is not None:
             data = self._with_single_writer(at, data)
@@ -339,11 +342,18 @@ class SliceReader:
 
 
 _MISSING_FILE = ("no such file", "not found", "does not exist", "failed to open local file", "no such object")
+# How a storage failure reads once DataFusion has wrapped it (its errors are not OSErrors).
+_IO_FAILURE = ("permission denied", "access denied", "io error", "object store", "connection refused", "timed out")
 
 
 def _unreadable(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, FileNotFoundError) or any(m in text for m in _MISSING_FILE)
+
+
+def _io_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, OSError) or any(m in text for m in _IO_FAILURE)
 
 
 def _gone(table: str, version: int, exc: BaseException) -> SliceError:

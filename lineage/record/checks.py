@@ -1,6 +1,6 @@
 """Running declared tests at materialisation time (the core's side; the tests live in monitors).
 
-A declared test is any object with this shape (``monitors.tests`` has the reusable ones):
+A declared test is any object with this shape (``monitors.checks`` has the reusable ones):
 
 - ``name``, ``severity`` ("error" | "warn"), ``blocking``, ``description``, ``runbook_url``;
 - ``row_condition()``: a SQL boolean a passing row satisfies, or None for table-level tests;
@@ -26,9 +26,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tracelake.lineage.plan_size import larger_than
+from tracelake.lineage.record.quarantine_marks import VIOLATIONS_COLUMN, by_rule, rule_counts
 from tracelake.lineage.record.redact import REDACTED, bound_text, is_secret_key, remember_secret, scrub_text
 from tracelake.lineage.record.runid import new_run_id
-from tracelake.lineage.record.tables import sql_literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from tracelake.lineage.record.run import ComponentRun
 
 __all__ = [
-    "VIOLATIONS_COLUMN",
     "CheckContext",
     "CheckResult",
     "DeclaredCheck",
@@ -47,14 +46,8 @@ __all__ = [
     "check_result_rows",
     "evaluate_checks",
     "evaluate_checks_marked",
-    "mark_quarantine",
-    "quarantine_counts",
-    "quarantine_rules",
     "sanitized",
-    "split_marked",
 ]
-
-VIOLATIONS_COLUMN = "_tl_violations"
 
 log = logging.getLogger("tracelake.checks")
 
@@ -303,7 +296,7 @@ def evaluate_checks_marked(checks: Sequence[Any], ctx: CheckContext, marked: Dat
     exprs, keyed = _expressions(checks)
     separate = bool(keyed) and _large(ctx.frame)
     grouped = exprs if separate else exprs | keyed
-    counts = _rule_counts(rules)
+    counts = rule_counts(rules)
     try:
         groups = {bool(row["__kept"]): row.asDict() for row in marked.groupBy(
             (F.size(VIOLATIONS_COLUMN) == 0).alias("__kept")).agg(
@@ -317,10 +310,10 @@ def evaluate_checks_marked(checks: Sequence[Any], ctx: CheckContext, marked: Dat
     if kept is None:
         return None     # a global aggregate over no rows has values (0, null) a group cannot give
     quarantined = int(bad["__rows"]) if bad else 0
-    by_rule = _by_rule(bad or {}, rules)
+    failed_by_rule = by_rule(bad or {}, rules)
     stats_row = {k: v for k, v in kept.items() if k != "__kept" and k not in counts}
     ctx.rows = int(stats_row["__rows"])
-    ctx.quarantined_rows, ctx.quarantined_by_rule = quarantined, by_rule
+    ctx.quarantined_rows, ctx.quarantined_by_rule = quarantined, failed_by_rule
     if separate:
         try:
             stats_row.update(_aggregate(ctx.frame, keyed))
@@ -328,73 +321,12 @@ def evaluate_checks_marked(checks: Sequence[Any], ctx: CheckContext, marked: Dat
             _counted_apart(exc)
             return None
     return (_verdicts(checks, ctx, stats_row, {}),
-            QuarantineCounts(rows=ctx.rows + quarantined, quarantined=quarantined, by_rule=by_rule))
+            QuarantineCounts(rows=ctx.rows + quarantined, quarantined=quarantined, by_rule=failed_by_rule))
 
 
 def _counted_apart(exc: BaseException) -> None:
     text = str(exc)
     log.info("quarantine and tests counted apart: %s", scrub_text(text.splitlines()[0] if text else repr(exc)))
-
-
-def quarantine_rules(checks: Sequence[Any]) -> list[tuple[str, str]]:
-    """(name, condition a kept row meets) of every quarantining test. A test may give a condition
-    for the quarantine that is not a plain row condition (a uniqueness test keeps the first row of
-    each key: a window expression), through ``quarantine_condition()``."""
-    out = []
-    for c in checks:
-        if not getattr(c, "quarantine", False):
-            continue
-        condition = c.quarantine_condition() if hasattr(c, "quarantine_condition") else c.row_condition()
-        if condition:
-            out.append((c.name, condition))
-    return out
-
-
-def mark_quarantine(checks: Sequence[Any], df: DataFrame) -> DataFrame | None:
-    """``df`` with the names of the quarantining tests each row fails in ``_tl_violations``
-    (empty for a row that passes them all), or None when no test quarantines."""
-    from pyspark.sql import functions as F
-
-    rules = quarantine_rules(checks)
-    if not rules:
-        return None
-    # One SQL expression, parsed once: built from Column objects (a Python lambda for the filter)
-    # the same expression took ~35 ms more of the driver's time per run, in py4j calls.
-    # (A declared test's name is [A-Za-z0-9_]; a hand-written test's is quoted all the same.)
-    flags = ", ".join(f"CASE WHEN NOT coalesce(({cond}), false) THEN {sql_literal(name)} END" for name, cond in rules)
-    return df.withColumn(VIOLATIONS_COLUMN, F.expr(f"filter(array({flags}), _tl_rule -> _tl_rule IS NOT NULL)"))
-
-
-def split_marked(marked: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(rows that pass every quarantining test, rows that fail at least one - keeping the names
-    of the tests they fail) of a frame marked by :func:`mark_quarantine`."""
-    from pyspark.sql import functions as F
-
-    good = marked.where(F.size(VIOLATIONS_COLUMN) == 0).drop(VIOLATIONS_COLUMN)
-    return good, marked.where(F.size(VIOLATIONS_COLUMN) > 0)
-
-
-def quarantine_counts(marked: DataFrame, rules: Sequence[str]) -> tuple[int, int, dict[str, int]]:
-    """(rows, rows quarantined, rows failing each rule) of a marked frame in one pass - a row
-    can fail several rules. :func:`evaluate_checks_marked` counts them with the tests instead."""
-    from pyspark.sql import functions as F
-
-    bad = F.size(VIOLATIONS_COLUMN) > 0
-    exprs = [F.count(F.lit(1)).alias("__all"), F.count_if(bad).alias("__bad")] + [
-        column.alias(alias) for alias, column in _rule_counts(rules).items()]
-    row = marked.agg(*exprs).collect()[0].asDict()
-    return int(row["__all"]), int(row["__bad"]), _by_rule(row, rules)
-
-
-def _rule_counts(rules: Sequence[str]) -> dict[str, Any]:
-    """{alias: rows of a marked frame failing the rule} for each quarantining rule."""
-    from pyspark.sql import functions as F
-
-    return {f"__q{i}": F.sum(F.array_contains(VIOLATIONS_COLUMN, rule).cast("int")) for i, rule in enumerate(rules)}
-
-
-def _by_rule(row: dict[str, Any], rules: Sequence[str]) -> dict[str, int]:
-    return {rule: int(row.get(f"__q{i}") or 0) for i, rule in enumerate(rules)}
 
 
 def check_result_rows(run: ComponentRun, results: Sequence[CheckResult]) -> list[dict[str, Any]]:

@@ -29,20 +29,12 @@ import dagster as dg
 
 from tracelake.lineage.plan_size import in_one_task_if_small
 from tracelake.lineage.record import delta_meta
-from tracelake.lineage.record.checks import (
-    CheckContext,
-    CheckResult,
-    evaluate_checks,
-    evaluate_checks_marked,
-    mark_quarantine,
-    quarantine_counts,
-    quarantine_rules,
-    split_marked,
-)
+from tracelake.lineage.record.checks import CheckContext, CheckResult, evaluate_checks, evaluate_checks_marked
 from tracelake.lineage.record.config_record import describe_config
 from tracelake.lineage.record.dagster_events import check_events, materialize_result
 from tracelake.lineage.record.errors import BlockingCheckFailed, MissingInputError
 from tracelake.lineage.record.failpoints import failpoint
+from tracelake.lineage.record.quarantine_marks import mark_quarantine, quarantine_counts, quarantine_rules, split_marked
 from tracelake.lineage.record.redact import scrub_text
 from tracelake.lineage.record.run import ComponentRun
 from tracelake.lineage.record.spec import ComponentSpec

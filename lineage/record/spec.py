@@ -111,6 +111,6 @@ class ComponentSpec:
 
     @property
     def quarantines(self) -> bool:
-        from tracelake.lineage.record.checks import quarantine_rules
+        from tracelake.lineage.record.quarantine_marks import quarantine_rules
 
         return bool(quarantine_rules(self.checks))

@@ -1,7 +1,7 @@
 """One monitoring pass: evaluate SLAs, watch metrics for anomalies, watch blocking test
 failures, and feed every verdict to the alert policies. Scheduled daily by ``jobs/monitoring``.
 
-DESIGN's alert-fatigue rule holds here: SLA breaches and stopped pipelines page; anomalies and
+The alert-fatigue invariant (docs/architecture.md) holds here: SLA breaches and stopped pipelines page; anomalies and
 declared-test results are stored (and shown) but alert only when their monitor has a policy.
 """
 

@@ -26,11 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from tracelake.lineage.lakehouse import Lakehouse
-from tracelake.lineage.record.audit_tables import CHAIN_FIELDS, TS, AuditTable
 from tracelake.lineage.record.runid import new_run_id
+from tracelake.monitors.audit_tables import REPORTS
 from tracelake.monitors.compliance.evidence import sha256_file
 from tracelake.monitors.compliance.render_html import render_html
 from tracelake.monitors.compliance.render_pdf import render_pdf
@@ -44,44 +42,6 @@ __all__ = [
     "report_id_in",
     "verify_file",
 ]
-
-_FILE = pa.struct([
-    pa.field("format", pa.string()),       # json | html | pdf
-    pa.field("name", pa.string()),
-    pa.field("path", pa.string()),
-    pa.field("sha256", pa.string()),
-    pa.field("bytes", pa.int64()),
-])
-_HEAD = pa.struct([
-    pa.field("table", pa.string()),
-    pa.field("journal_id", pa.string()),
-    pa.field("chain_seq", pa.int64()),
-    pa.field("record_hash", pa.string()),
-    pa.field("records", pa.int64()),
-])
-_CITED = pa.struct([
-    pa.field("run_id", pa.string()),
-    pa.field("chain_seq", pa.int64()),
-    pa.field("record_hash", pa.string()),
-])
-
-REPORTS = AuditTable("reports", pa.schema([
-    pa.field("report_id", pa.string(), nullable=False),
-    pa.field("kind", pa.string()),               # model | period | decision
-    pa.field("subject", pa.string()),            # e.g. "tip_model v2", "2026-01-01..2026-01-31"
-    pa.field("title", pa.string()),
-    pa.field("params_json", pa.string()),
-    pa.field("files", pa.list_(_FILE)),
-    pa.field("cited_runs", pa.list_(_CITED)),    # component runs the report relies on, with their record hashes
-    pa.field("chain_heads", pa.list_(_HEAD)),    # every audit chain's head when the report was built
-    pa.field("supersedes", pa.string()),         # the previous report of the same subject, if any
-    pa.field("trigger", pa.string()),            # cli | schedule | sensor | demo | api
-    pa.field("dagster_run_id", pa.string()),
-    pa.field("issued_by", pa.string()),
-    pa.field("host", pa.string()),
-    pa.field("issued_at", TS),
-    *CHAIN_FIELDS,
-]), "every compliance report issued: the SHA-256 of its files and the records it was built from")
 
 _ID = re.compile(rb"tracelake-report-id:([0-9A-HJKMNP-TV-Z]{26})")
 
@@ -112,8 +72,7 @@ def _slug(text: str) -> str:
 
 
 def default_out_dir(lake: Lakehouse, kind: str, subject: str, report_id: str) -> Path:
-    root = lake.layout.local_path(lake.layout.reports_root) if lake.layout.is_local else Path.home() / ".tracelake"
-    return Path(root) / "compliance" / f"{kind}s" / _slug(subject) / report_id
+    return lake.layout.local_reports_root() / "compliance" / f"{kind}s" / _slug(subject) / report_id
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from tracelake.lineage.lakehouse import Lakehouse
 from tracelake.lineage.query.graph import AuditIndex
@@ -153,14 +154,10 @@ class Records:
         from tracelake.lineage.query.sql import data_tables
 
         found = {}
-        try:
-            tables = data_tables(self.lake)
-        except NotImplementedError:
-            return {}
-        for name, path in tables.items():
+        for name, path in data_tables(self.lake).items():
             try:
                 names = set(pa.schema(DeltaTable(path).schema().to_arrow()).names)
-            except Exception:  # an unreadable table is not a drift table; verify reports it
+            except TableNotFoundError:  # removed since it was listed; anything else must surface
                 continue
             if DRIFT_MARKER_COLUMNS <= names:
                 found[name] = path
@@ -200,7 +197,7 @@ class Records:
             path = store.path(table)
             try:
                 parts.append(DeltaTable(path).to_pyarrow_table(columns=cols))
-            except Exception:  # not flushed yet: the journal holds all of it
+            except TableNotFoundError:  # not flushed yet: the journal holds all of it
                 pass
             pending = [{c: e.row.get(c) for c in cols} for e in store.journal.pending(table)]
             if pending:
