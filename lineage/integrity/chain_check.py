@@ -81,16 +81,13 @@ def verify_chain(store: AuditStore, table: str, anchors: Sequence[Anchor] = ()) 
             report.problems.append(
                 f"{table}: newest record is position {chain[-1]['chain_seq']} but the journal head is {head[0]} "
                 "(records missing at the end)")
-    for anchor in anchors:
-        row = by_position.get((anchor.journal_id, anchor.chain_seq))
-        if row is None:
-            report.problems.append(
-                f"{table}: anchored position {anchor.chain_seq} of chain {anchor.journal_id[:8]} is gone "
-                f"(records deleted; {len(chains.get(anchor.journal_id, []))} remain in that chain)")
-        elif row["record_hash"] != anchor.record_hash:
-            report.problems.append(
-                f"{table}: record {row[key]} at anchored position {anchor.chain_seq} was rewritten after it was "
-                "anchored (its hash differs: the chain was recomputed)")
+    own = store.journal.journal_id
+    if own not in chains:
+        head = store.journal.chain_head(table)
+        if head is not None:
+            report.problems.append(f"{table}: the journal's head is position {head[0]} but no record of its chain "
+                                   "is left (records deleted)")
+    _check_anchors(report, table, key, anchors, by_position, chains)
     seen_keys: dict[Any, int] = {}
     for row in by_position.values():
         seen_keys[row[key]] = seen_keys.get(row[key], 0) + 1
@@ -98,6 +95,32 @@ def verify_chain(store: AuditStore, table: str, anchors: Sequence[Anchor] = ()) 
         if count > 1:
             report.problems.append(f"{table}: {key} {value} is recorded {count} times")
     return report
+
+
+def _check_anchors(report: ChainReport, table: str, key: str, anchors: Sequence[Anchor],
+                   by_position: dict[tuple[str, int], dict[str, Any]], chains: dict[str, list[dict[str, Any]]]) -> None:
+    """Every anchored head must still be there with its hash - not only the newest: a chain
+    recomputed after a change and then appended to normally has a valid newest head, but the
+    heads anchored before the change no longer match. One problem per chain and kind, naming
+    the earliest position, so a rewritten history reads as one finding, not thousands."""
+    gone: dict[str, list[Anchor]] = {}
+    rewritten: dict[str, list[tuple[Anchor, dict[str, Any]]]] = {}
+    for anchor in sorted(anchors, key=lambda a: (a.journal_id, a.chain_seq)):
+        row = by_position.get((anchor.journal_id, anchor.chain_seq))
+        if row is None:
+            gone.setdefault(anchor.journal_id, []).append(anchor)
+        elif row["record_hash"] != anchor.record_hash:
+            rewritten.setdefault(anchor.journal_id, []).append((anchor, row))
+    for journal_id, lost in gone.items():
+        more = f", and {len(lost) - 1} later anchored position(s)" if len(lost) > 1 else ""
+        report.problems.append(
+            f"{table}: anchored position {lost[0].chain_seq} of chain {journal_id[:8]} is gone{more} "
+            f"(records deleted; {len(chains.get(journal_id, []))} remain in that chain)")
+    for journal_id, changed in rewritten.items():
+        (anchor, row), more = changed[0], f" (and {len(changed) - 1} later anchored record(s))" if len(changed) > 1 else ""
+        report.problems.append(
+            f"{table}: record {row[key]} at anchored position {anchor.chain_seq} of chain {journal_id[:8]} was rewritten "
+            f"after it was anchored{more} (its hash differs: the chain was recomputed)")
 
 
 def _check_links(report: ChainReport, table: str, key: str, journal_id: str, chain: list[dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ after it, or deleted the newest records (or the whole journal) so there is nothi
 disagree. Both need write access to the lakehouse only. So after every journal transaction the
 new chain head - (table, journal, position, record hash) - is *anchored*: appended to a file
 outside the lakehouse and signed with a key that is not in the lakehouse either (HMAC-SHA256).
-``tracelake audit verify`` checks the newest anchor of every chain against the records: a
+``tracelake audit verify`` checks every anchored head against the records: a
 position that is gone, or whose hash differs, is named - a recomputed chain, a truncated table,
 a lost journal.
 
@@ -14,7 +14,8 @@ pipeline); the key comes from ``TRACELAKE_ANCHOR_KEY`` (a secret: keep it in you
 or, when unset, from ``<anchor dir>/anchor.key``, created once with mode 0600. In production,
 point the directory at storage the pipeline can append to but the lakehouse's writers cannot
 rewrite (a different account's bucket with object lock, a WORM volume), and copy anchors there
-on a schedule (``tracelake audit anchors --export``). docs/security.md says which attacker this
+on a schedule (a plain append-only copy of the anchor file; ``tracelake audit anchor`` anchors
+the current heads again). docs/security.md says which attacker this
 stops.
 """
 
@@ -112,19 +113,6 @@ class AnchorStore:
             valid = hmac.compare_digest(sig, self._sign(data)) and data.get("home") == self.home
             yield Anchor(data.get("home", ""), data.get("table", "?"), data.get("journal_id", "?"),
                          int(data.get("chain_seq", -1)), data.get("record_hash", ""), float(data.get("at", 0)), valid)
-
-    def heads(self) -> tuple[dict[tuple[str, str], Anchor], int]:
-        """The newest valid anchor of every (table, journal) chain, and how many lines were forged."""
-        newest: dict[tuple[str, str], Anchor] = {}
-        forged = 0
-        for a in self.anchors():
-            if not a.valid:
-                forged += 1
-                continue
-            key = (a.table, a.journal_id)
-            if key not in newest or a.chain_seq > newest[key].chain_seq:
-                newest[key] = a
-        return newest, forged
 
 
 def _key(directory: Path) -> bytes:

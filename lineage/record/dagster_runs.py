@@ -46,10 +46,13 @@ class DagsterRuns:
         finished: a process killed after its final record (before the Dagster events, or in the
         audit flush at the end of the run) leaves no open marker for reconciliation to find.
 
-        Only a run whose own process is known - Dagster's RUN_START event names its pid, and a
-        record written on this host by that same pid proves where it ran - and is gone, is
-        failed; runs whose steps ran in other processes are left to Dagster's run monitoring.
-        Returns (Dagster run id, reason) for each run failed."""
+        Only a run whose processes are known to be gone is failed: Dagster's RUN_START event names
+        the run worker's pid, and records written on this host for that Dagster run prove it ran
+        here - its steps in the run worker itself (in-process executor) or in subprocesses the
+        worker started on this host (multiprocess executor). The run is failed when the worker's
+        pid and every pid that wrote one of its records are gone; a run with records from other
+        hosts only is left to Dagster's run monitoring. Returns (Dagster run id, reason) for each
+        run failed."""
         host = socket.gethostname()
         pids: dict[str, set[int]] = {}
         for rec in records:
@@ -66,7 +69,7 @@ class DagsterRuns:
                 continue
             starts = self.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
             pid = starts[-1].dagster_event.pid if starts and starts[-1].dagster_event is not None else None
-            if pid is None or pid not in pids[run.run_id] or pid_alive(pid):
+            if pid is None or pid_alive(pid) or any(pid_alive(p) for p in pids[run.run_id]):
                 continue
             reason = (f"Tracelake reconciliation: the process of this run (pid {pid} on {host}) is gone; its "
                       "component runs had finished, but the run never ended")

@@ -2,9 +2,12 @@
 whose logging queue died with their process.
 
 A run is abandoned when its open marker outlives its process: same host and the pid is gone,
-or (given a Dagster instance) its Dagster run is no longer in progress. Its record says whether
-the output commit landed before the process died (the commit names the run), so an auditor sees
-exactly what reached the table.
+or (given a Dagster instance) its Dagster run is no longer in progress. Its record says what
+reached the tables before the process died (each commit names the run), so an auditor sees
+exactly what happened: the output commit and the quarantine commit written just before it are
+rolled back, as a failed run's are; a batch a blocking test refused stays in ``__rejected``, as
+a failed run's does. Each commit found is claimed by the record, so ``audit verify`` reads none
+of them as forged.
 """
 
 from __future__ import annotations
@@ -68,20 +71,8 @@ def reconcile_open_runs(
             results.append(ReconcileResult(row["run_id"], row["component"], "still-running",
                                            f"pid {opened.pid} on {opened.host}"))
             continue
-        detail = f"process {opened.pid} on {opened.host} ended without finishing the run"
         record = dict(row)
-        commit = None
-        path = lake.layout.resolve(row.get("output_table"), row.get("output_path"))
-        if path:
-            commit = delta_meta.find_commit(path, row["run_id"])
-        if commit is not None:
-            detail += f"; its output commit (version {commit.version}) had landed"
-            record.update(output_version=commit.version, output_rows=commit.rows_added,
-                          output_files=len(commit.adds), output_bytes=commit.bytes_added,
-                          content_digest=delta_meta.files_digest(path, commit))
-            detail += _roll_back_landed(path, row, commit, record)
-        else:
-            detail += "; no output was committed"
+        detail = f"process {opened.pid} on {opened.host} ended without finishing the run" + _landed(lake, row, record)
         ended = datetime.now(UTC)
         started = row.get("started_at")
         record.update(status="abandoned", ended_at=ended, error_type="tracelake.Abandoned", error_message=detail,
@@ -99,24 +90,64 @@ def reconcile_open_runs(
     return results
 
 
-def _roll_back_landed(path: str, row: dict[str, Any], commit: delta_meta.Commit, record: dict[str, Any]) -> str:
-    """An abandoned run's landed commit must not stay visible: roll it back, and say so."""
-    mode = row.get("write_mode") or ("partition" if commit.partitions_touched() else "append")
+def _landed(lake: Lakehouse, row: dict[str, Any], record: dict[str, Any]) -> str:
+    """What the dead run had committed (noted in ``record``), its rows rolled back; the words for
+    the record's message."""
+    table = row.get("output_table")
+    path = lake.layout.resolve(table, row.get("output_path"))
+    commit = delta_meta.find_commit(path, row["run_id"]) if path else None
+    if path is None or commit is None:
+        detail = "; no output was committed"
+    else:
+        record.update(output_version=commit.version, output_rows=commit.rows_added,
+                      output_files=len(commit.adds), output_bytes=commit.bytes_added,
+                      content_digest=delta_meta.files_digest(path, commit))
+        mode = row.get("write_mode") or ("partition" if commit.partitions_touched() else "append")
+        said, record["rolled_back_version"] = _roll_back_landed(path, row["run_id"], commit, mode)
+        detail = f"; its output commit (version {commit.version}) had landed; {said}"
+    return detail + (_side_commits(lake, str(table), row["run_id"], record) if table else "")
+
+
+def _side_commits(lake: Lakehouse, table: str, run_id: str, record: dict[str, Any]) -> str:
+    """The quarantine commit (written just before the output's) and the rejected batch of a dead
+    run. Quarantined rows are rolled back like the output's: a failed run's are too, and rows of a
+    run that did not succeed must not stay visible. A rejected batch stays: a failed run's does,
+    it is what the gate refused, kept for inspection (and no reader takes it for output)."""
+    detail = ""
+    quarantine = f"{table}__quarantine"
+    path = lake.layout.table(quarantine)
+    commit = delta_meta.find_commit(path, run_id)
+    if commit is not None:
+        record.update(quarantine_table=quarantine, quarantine_version=commit.version,
+                      quarantined_rows=commit.rows_added)
+        # Quarantined rows are appended to a partition (or replace an earlier run's there) even
+        # when the output overwrites the table.
+        said, _ = _roll_back_landed(path, run_id, commit, "partition" if commit.partitions_touched() else "append")
+        detail += f"; its quarantine commit ({quarantine}@v{commit.version}) had landed; {said}"
+    rejected = f"{table}__rejected"
+    commit = delta_meta.find_commit(lake.layout.table(rejected), run_id)
+    if commit is not None:
+        record.update(rejected_table=rejected, rejected_version=commit.version, rejected_rows=commit.rows_added)
+        detail += f"; its rejected batch was kept in {rejected}@v{commit.version}"
+    return detail
+
+
+def _roll_back_landed(path: str, run_id: str, commit: delta_meta.Commit, mode: str) -> tuple[str, int | None]:
+    """An abandoned run's landed commit must not stay visible: roll it back. Returns what was
+    done, in words, and the rollback commit's version (None: none)."""
     parts = sorted(commit.partitions_touched()) or None
     try:
-        done = roll_back(path, row["run_id"], commit.version, mode, parts)
+        done = roll_back(path, run_id, commit.version, mode, parts)
     except Exception as exc:  # said in the record, never hidden
-        return f"; its rows could NOT be rolled back ({error_message(exc)}): re-run the partition"
+        return f"its rows could NOT be rolled back ({error_message(exc)}): re-run the partition", None
     if done.version is None:
         # Rolled back already - by the run itself before it died, or by a racing reconciler -
         # the record still names the rollback commit.
-        earlier = _rollback_commit(path, row["run_id"], commit.version)
+        earlier = _rollback_commit(path, run_id, commit.version)
         if earlier is None:
-            return "; its rows had already been replaced"
-        record["rolled_back_version"] = earlier
-        return f"; its rows had been rolled back at version {earlier}"
-    record["rolled_back_version"] = done.version
-    return f"; its rows were rolled back at version {done.version}"
+            return "its rows had already been replaced", None
+        return f"its rows had been rolled back at version {earlier}", earlier
+    return f"its rows were rolled back at version {done.version}", done.version
 
 
 def _rollback_commit(path: str, run_id: str, after: int) -> int | None:

@@ -63,8 +63,10 @@ class Recorder:
                  listeners: list[RunListener] | None = None):
         self.layout = layout
         self.listeners: list[RunListener] = listeners if listeners is not None else []
-        # Final records the journal refused (full disk...), retried at every later chance.
+        # Final records the journal refused (full disk...), retried at the next begin and at exit.
         self.unwritten: list[tuple[str, dict[str, Any]]] = []
+        # Runs whose succeeded record was refused, with the refusal: their ``fail`` names it.
+        self._refused: dict[str, BaseException] = {}
         atexit.register(self.retry_unwritten)
         self.store = store
         self.mlflow = mlflow
@@ -219,6 +221,10 @@ class Recorder:
 
     # -- 5. finish --------------------------------------------------------------------------------
     def succeed(self, run: ComponentRun) -> dict[str, Any]:
+        """Record the run succeeded. If the journal refuses that record (a full or read-only
+        disk), nothing is recorded: the refusal is raised and the run stays ``started``, so the
+        caller rolls its commit back and records it failed with :meth:`fail` - one record, and
+        never a materialisation whose record says failed."""
         return self._finish(run, "succeeded")
 
     def skip(self, run: ComponentRun, reason: str) -> dict[str, Any]:
@@ -234,11 +240,12 @@ class Recorder:
                 reason: str | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
         """Write the run's final record; the run's status changes only once it is durable.
 
-        If the journal refuses the record (a full or read-only disk), the run is recorded
-        *failed* with that cause and the version its commit reached, in a smaller record; if even
-        that is refused, the record is kept in memory and retried at every later chance (the
-        next run, the end of the Dagster run, process exit) - and the open marker stays, so
-        reconciliation records the run abandoned should the process die first.
+        If the journal refuses the record (a full or read-only disk): a *succeeded* record is
+        raised (see :meth:`succeed`); any other is replaced by a *failed* record naming the
+        refusal and the version the run's commit reached (the same fields, with the refusal as
+        the error); if even that is refused, it is kept in memory and retried at the next
+        ``begin`` and at process exit - and the open marker stays, so reconciliation records the
+        run abandoned should the process die first.
         """
         ended = datetime.now(UTC)
         mlflow_ids: tuple[str, str] | None = None
@@ -249,16 +256,7 @@ class Recorder:
             mlflow_error = exc
             if error is None:
                 error, status = exc, "failed"
-        record = self._record(run)
-        record.update(status=status, ended_at=ended, duration_ms=(ended - run.started_at).total_seconds() * 1000)
-        if reason:
-            record["error_message"] = bound_text(reason, 4000)
-        if error is not None:
-            record["error_type"] = f"{type(error).__module__}.{type(error).__qualname__}"
-            record["error_message"] = error_message(error)
-            record["error_trace"] = error_trace(error)
-        if notes:
-            record["error_message"] = f"{record.get('error_message') or ''} [{'; '.join(notes)}]"[:4000]
+        record = self._final_record(run, status, ended, error, reason, notes)
         if mlflow_ids:
             record["mlflow_experiment_id"], record["mlflow_run_id"] = mlflow_ids
             record["mlflow_run_url"] = self.mlflow.run_url(*mlflow_ids)
@@ -268,7 +266,14 @@ class Recorder:
         except RunAlreadyFinished:
             raise
         except Exception as exc:
-            final = self._finish_after_refusal(run, record, exc)
+            if status == "succeeded":
+                # Not "failed" in its place: the commit is still visible, and a caller that got
+                # an answer would report the materialisation. Its rollback and record: ``fail``.
+                self._refused[run.run_id] = exc
+                log.error("run %s: succeeded record refused (%s); the run is to be rolled back and "
+                          "recorded failed", run.run_id, scrub_text(str(exc)))
+                raise
+            final = self._finish_after_refusal(run, record, exc, notes)
             status = final["status"]
         run.status = status
         notify(self.listeners, "run_finished", final)
@@ -278,12 +283,29 @@ class Recorder:
             self._queue_mlflow(run, status, mlflow_ids[1], record.get("error_message") if status != "succeeded" else None)
         return final
 
-    def _finish_after_refusal(self, run: ComponentRun, record: dict[str, Any], refusal: Exception) -> dict[str, Any]:
+    def _final_record(self, run: ComponentRun, status: str, ended: datetime, error: BaseException | None,
+                      reason: str | None, notes: Sequence[str]) -> dict[str, Any]:
+        """The run's record with its end: status, times, error (and notes such as its rollback)."""
+        record = self._record(run)
+        record.update(status=status, ended_at=ended, duration_ms=(ended - run.started_at).total_seconds() * 1000)
+        if reason:
+            record["error_message"] = bound_text(reason, 4000)
+        if error is not None:
+            record["error_type"] = f"{type(error).__module__}.{type(error).__qualname__}"
+            # A run whose succeeded record was refused fails with that refusal: say what it was.
+            refused = self._refused.pop(run.run_id, None) is error
+            record["error_message"] = _refusal_text(record, error) if refused else error_message(error)
+            record["error_trace"] = error_trace(error)
+        if notes:
+            record["error_message"] = _with_notes(record.get("error_message"), notes)
+        return record
+
+    def _finish_after_refusal(self, run: ComponentRun, record: dict[str, Any], refusal: Exception,
+                              notes: Sequence[str] = ()) -> dict[str, Any]:
         """The final record could not be written: record the run failed, naming why."""
-        landed = f"; its output commit {record['output_table']}@v{record['output_version']} had landed" \
-            if record.get("output_version") is not None else ""
+        message = _refusal_text(record, refusal)
         failed = {**record, "status": "failed", "error_type": f"{type(refusal).__module__}.{type(refusal).__qualname__}",
-                  "error_message": f"the run's final record could not be written: {error_message(refusal)}{landed}",
+                  "error_message": _with_notes(message, notes) if notes else message,
                   "error_trace": error_trace(refusal)[-2000:]}
         try:
             return self.store.journal.append(COMPONENT_RUNS, run.run_id, failed, close_run=run.run_id)
@@ -291,7 +313,7 @@ class Recorder:
             raise
         except Exception:
             # The newest record of the run replaces any older one still waiting (a refused
-            # succeed, then a refused fail after the rollback: the latter names the rollback).
+            # fail, then another refused fail: the latter is what the run ended with).
             self.unwritten = [(rid, rec) for rid, rec in self.unwritten if rid != run.run_id] + [(run.run_id, failed)]
             log.error("run %s: final record refused (%s); kept in memory and retried later", run.run_id,
                       scrub_text(str(refusal)))
@@ -330,3 +352,14 @@ class Recorder:
     def record_metrics(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         rows = [redact_record(r) for r in rows]  # slice names and notes are text: secrets out
         return self.store.journal.append_many(METRICS, [(str(r["metric_id"]), r) for r in rows])
+
+
+def _refusal_text(record: Mapping[str, Any], refusal: BaseException) -> str:
+    """Why a run's final record is not the one it was meant to be, and what it had committed."""
+    landed = f"; its output commit {record['output_table']}@v{record['output_version']} had landed" \
+        if record.get("output_version") is not None else ""
+    return f"the run's final record could not be written: {error_message(refusal)}{landed}"
+
+
+def _with_notes(message: str | None, notes: Sequence[str]) -> str:
+    return f"{message or ''} [{'; '.join(notes)}]"[:4000]

@@ -15,8 +15,9 @@ Done with delta-rs (no Spark), by write mode:
   when the run's commit had replaced the partition, the rows it replaced (read at the version
   before the commit);
 - **append** - the run's rows are deleted;
-- **overwrite** - the table gets back its content from before the commit, plus rows other runs
-  appended after it.
+- **overwrite** - the table gets back its content from before the commit (if the commit replaced
+  it: a quarantine commit of an overwriting run is an append), plus rows other runs appended
+  after it.
 
 A run none of whose rows are visible any more (a later re-run replaced them) needs nothing.
 """
@@ -108,8 +109,10 @@ def _roll_back_once(path: str, run_id: str, commit_version: int, mode: str, part
         predicate: str | None = in_predicate(PARTITION_COLUMN, list(partitions or []))
     else:  # overwrite
         kept = latest.to_table(filter=others)
+        # Only what the commit removed comes back: a commit that replaced nothing (the quarantine
+        # of an overwriting run is an append) left the earlier rows in `kept` already.
         before = DeltaTable(path, version=commit_version - 1, storage_options=storage_options).to_pyarrow_table() \
-            if commit_version > 0 else schema.empty_table()
+            if replaced else schema.empty_table()
         # Rows appended after the overwrite are in `kept`; what it replaced comes back from `before`.
         predicate = None
     restored = pa.concat_tables([_aligned(kept, schema), _aligned(before, schema)])

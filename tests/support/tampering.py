@@ -90,23 +90,46 @@ def remove_the_component_runs_table(home: str) -> str:
 def change_a_record_and_recompute_the_chain(home: str) -> str:
     """The clever one: change a record, then recompute every hash after it (and the journal's
     head), so the chain is internally consistent again."""
-    data = _rows(home, "component_runs")
-    rows = sorted(data.to_pylist(), key=lambda r: r["chain_seq"])
+    rows = sorted(_rows(home, "component_runs").to_pylist(), key=lambda r: r["chain_seq"])
     target = next(i for i, r in enumerate(rows) if r["status"] == "succeeded" and r["output_rows"])
     # a claim only the record holds (which commit's code ran): changing the row count would also
     # be caught against the Delta log, without anchors
     rows[target]["git_commit"] = "0" * 40
+    _recompute_from(home, "component_runs", rows, target)
+    return "component_runs"
+
+
+def recompute_a_chain_then_let_the_pipeline_append(home: str) -> str:
+    """The clever one, then business as usual: the pipeline appends a record on the recomputed
+    head, and that new head is anchored - the newest anchor agrees; only the older ones cannot."""
+    from tracelake.lineage import METRICS, open_lakehouse
+    from tracelake.lineage.lakehouse import forget_lakehouse
+    from tracelake.lineage.record.runid import new_run_id
+
+    open_lakehouse(home).store.flush()
+    forget_lakehouse(home)
+    rows = sorted(_rows(home, "metrics").to_pylist(), key=lambda r: r["chain_seq"])
+    rows[len(rows) // 2]["value"] = -1.0
+    _recompute_from(home, "metrics", rows, len(rows) // 2)
+    mid = new_run_id()
+    open_lakehouse(home).journal.append(METRICS, mid, {"metric_id": mid, "component": "tip_predictions",
+                                                       "metric": "after", "value": 1.0, "computed_at": rows[0]["computed_at"]})
+    forget_lakehouse(home)
+    return "metrics"
+
+
+def _recompute_from(home: str, table: str, rows: list[dict], target: int) -> None:
+    schema = _rows(home, table).schema
     prev = rows[target - 1]["record_hash"] if target else None
     for r in rows[target:]:
         r["prev_hash"] = prev
         r["record_hash"] = chain_hash(prev, r)
         prev = r["record_hash"]
-    _rewrite_audit(home, "component_runs", pa.Table.from_pylist(rows, schema=data.schema))
+    _rewrite_audit(home, table, pa.Table.from_pylist(rows, schema=schema))
     con = sqlite3.connect(Path(home) / "_journal" / "journal.sqlite")
-    con.execute("UPDATE chain_heads SET record_hash=? WHERE tbl='component_runs'", (prev,))
-    con.execute("DELETE FROM entries WHERE tbl='component_runs'")
+    con.execute("UPDATE chain_heads SET record_hash=? WHERE tbl=?", (prev, table))
+    con.execute("DELETE FROM entries WHERE tbl=?", (table,))
     con.commit()
-    return "component_runs"
 
 
 def lose_the_journal(home: str) -> str:
@@ -189,6 +212,7 @@ KINDS: dict[str, Callable[[str], str]] = {
     "delete every flushed row of a table": delete_every_flushed_row,
     "remove audit/component_runs": remove_the_component_runs_table,
     "change a record and recompute the chain": change_a_record_and_recompute_the_chain,
+    "recompute a chain, then let the pipeline append": recompute_a_chain_then_let_the_pipeline_append,
     "lose the journal with unflushed records": lose_the_journal,
     "duplicate a record": duplicate_a_record,
     "rewrite a data file in a middle version": rewrite_a_data_file_in_a_middle_version,
