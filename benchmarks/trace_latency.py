@@ -169,7 +169,7 @@ def main() -> int:
     parser.add_argument("--days", type=int, help="a shorter history (smoke tests); default: --years")
     parser.add_argument("--cold", type=int, default=7, help="cold processes per question kind")
     parser.add_argument("--warm", type=int, default=20, help="warm questions per kind (+1 warm-up, excluded)")
-    parser.add_argument("--decision", type=int, default=0, help="also time `tracelake report decision` cold N times")
+    parser.add_argument("--decision", type=int, default=3, help="time `tracelake report decision` cold N times (0: skip)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results") / "trace_latency.json"))
     args = parser.parse_args()
 
