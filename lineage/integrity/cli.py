@@ -14,6 +14,7 @@ from tracelake.lineage.cli_support import (
     lake_for,
     plural,
     table_name,
+    text_arg,
 )
 
 __all__ = ["register"]
@@ -104,16 +105,24 @@ def _audit_reconcile(args: argparse.Namespace) -> int:
 
 def _audit_anchor(args: argparse.Namespace) -> int:
     from tracelake.lineage.integrity.anchoring import anchor_current_heads
+    from tracelake.lineage.query.admin import admin_action
 
-    done = anchor_current_heads(_lake(args))
+    lake = _lake(args)
+    # Anchoring decides what later verification measures against: an administrative action.
+    with admin_action(lake, "audit anchor", "anchor the current chain heads", reason=args.reason):
+        done = anchor_current_heads(lake)
     emit(args, done, "anchored the current heads: " + (", ".join(f"{t} ({n})" for t, n in done.items()) or "none"))
     return 0
 
 
 def _audit_compact(args: argparse.Namespace) -> int:
+    from tracelake.lineage.query.admin import admin_action
+
     lake = _lake(args)
-    lake.flush()
-    rows = [lake.store.compact(t) for t in lake.store.tables()]
+    # Compaction rewrites the audit tables' files: an administrative action, recorded as such.
+    with admin_action(lake, "audit compact", "compact and checkpoint the audit tables", reason=args.reason):
+        lake.flush()
+        rows = [lake.store.compact(t) for t in lake.store.tables()]
     emit(args, rows, format_table(rows, ["table", "version", "numFilesAdded", "numFilesRemoved", "skipped"]))
     return 0
 
@@ -122,7 +131,8 @@ def _vacuum(args: argparse.Namespace) -> int:
     from tracelake.lineage.integrity.retention import RetentionError, vacuum
 
     try:
-        rows = vacuum(_lake(args), table=args.table, retain_days=args.retain_days, dry_run=not args.run)
+        rows = vacuum(_lake(args), table=args.table, retain_days=args.retain_days, dry_run=not args.run,
+                      reason=args.reason)
     except RetentionError as exc:
         raise CliError(str(exc)) from None
     emit(args, rows, format_table(rows, ["table", "retain_days", "dry_run", "files"]) +
@@ -151,6 +161,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("anchor", _audit_anchor, "anchor the current chain heads (after restoring or moving a lakehouse)"),
     ]:
         q = audit_sub.add_parser(name, help=help_text)
+        if name in ("compact", "anchor"):
+            q.add_argument("--reason", type=text_arg("--reason"),
+                           help="why: recorded with the action in audit.admin_actions")
         add_json_flag(q)
         q.set_defaults(func=func)
     rec = audit_sub.add_parser("reconcile", help="record dead runs as abandoned; finish orphaned MLflow runs")
@@ -164,7 +177,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", type=table_name, help="one table (a data table, or an audit table by its name)")
     p.add_argument("--retain-days", type=float_in(0, 36500, "days"),
                    help="default: the retention setting; shorter is refused")
-    p.add_argument("--run", action="store_true", help="really delete the files")
+    p.add_argument("--run", action="store_true", help="really delete the files (recorded in audit.admin_actions)")
+    p.add_argument("--reason", type=text_arg("--reason"), help="why: recorded with a --run in audit.admin_actions")
     add_json_flag(p)
     p.set_defaults(func=_vacuum)
 

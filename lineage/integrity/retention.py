@@ -63,9 +63,14 @@ def _all_tables(lake: Lakehouse) -> dict[str, tuple[str, str]]:
 
 
 def vacuum(lake: Lakehouse, *, table: str | None = None, retain_days: float | None = None,
-           dry_run: bool = True) -> list[dict[str, Any]]:
+           dry_run: bool = True, reason: str | None = None) -> list[dict[str, Any]]:
     """VACUUM through the guard: never below the configured horizon, never on a table whose own
-    retention properties were shortened. ``dry_run`` (the default) lists what would go."""
+    retention properties were shortened. ``dry_run`` (the default) lists what would go.
+
+    A real run deletes files outside any pipeline run, so it is an administrative action: it is
+    recorded in ``admin_actions`` (started, then succeeded or failed) with ``reason``. Every table
+    is checked before anything is deleted, so a refusal never leaves a half-vacuumed lakehouse.
+    """
     horizon = float(lake.settings.retention_days)
     retain = horizon if retain_days is None else float(retain_days)
     if retain < horizon:
@@ -78,7 +83,6 @@ def vacuum(lake: Lakehouse, *, table: str | None = None, retain_days: float | No
         if key is None:
             raise RetentionError(f"no table {table!r} in {lake.settings.home}")
         tables = {key: tables[key]}
-    out = []
     for name, (path, _) in sorted(tables.items()):
         kept = table_retention(path)
         for what, days in (("log", kept["log_days"]), ("removed-file", kept["file_days"])):
@@ -86,6 +90,18 @@ def vacuum(lake: Lakehouse, *, table: str | None = None, retain_days: float | No
                 raise RetentionError(
                     f"refusing to vacuum {name}: its {what} retention is {days if days is not None else 'the Delta default'}"
                     f" days, below the {horizon:g}-day horizon; restore the table property first")
+    if dry_run:
+        return _vacuum_tables(tables, retain, dry_run=True)
+    from tracelake.lineage.query.admin import admin_action
+
+    statement = f"vacuum {table or 'every table'} retaining {retain:g} days"
+    with admin_action(lake, "vacuum", statement, reason=reason):
+        return _vacuum_tables(tables, retain, dry_run=False)
+
+
+def _vacuum_tables(tables: dict[str, tuple[str, str]], retain: float, *, dry_run: bool) -> list[dict[str, Any]]:
+    out = []
+    for name, (path, _) in sorted(tables.items()):
         removed = DeltaTable(path).vacuum(retention_hours=int(retain * 24), dry_run=dry_run,
                                           enforce_retention_duration=True)
         out.append({"table": name, "retain_days": retain, "dry_run": dry_run, "files": len(removed)})

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -203,19 +202,15 @@ def ask(lake: Lakehouse, spark: SparkSession, query: str, *, admin: bool = False
     lakehouse root. An administrative statement is recorded in ``admin_actions`` before it runs,
     and its outcome after.
     """
-    import getpass
-    import socket
-    from datetime import datetime
-
-    from tracelake.lineage.query.sql_guard import SqlRefused, judge
-    from tracelake.lineage.record.audit_tables import ADMIN_ACTIONS
-    from tracelake.lineage.record.runid import new_run_id
-
-    statements = judge(query, admin=admin)
-    if admin and not (reason and reason.strip()):
-        raise SqlRefused("--admin needs --reason: say why, it goes into the audit record")
     from urllib.parse import unquote
 
+    from tracelake.lineage.query.admin import admin_action
+    from tracelake.lineage.query.sql_guard import SqlRefused, judge
+
+    # ``home``: an administrative statement may not spell the lakehouse's own folder (sql_guard).
+    statements = judge(query, admin=admin, home=lake.layout.home)
+    if admin and not (reason and reason.strip()):
+        raise SqlRefused("--admin needs --reason: say why, it goes into the audit record")
     root = lake.layout.home.rstrip("/").removeprefix("file:")
     result = None
     for statement in statements:
@@ -228,19 +223,9 @@ def ask(lake: Lakehouse, spark: SparkSession, query: str, *, admin: bool = False
                 raise SqlRefused(f"the query would read {outside[0]}, outside the lakehouse {root}")
             result = frame
             continue
-        action = {"action_id": new_run_id(), "action": "sql", "statement": statement.text, "reason": reason,
-                  "actor": actor or getpass.getuser(), "host": socket.gethostname(), "outcome": "started",
-                  "at": datetime.now(UTC)}
-        lake.journal.append(ADMIN_ACTIONS, action["action_id"], action)
-        try:
+        with admin_action(lake, "sql", statement.text, reason=reason, actor=actor):
             result = spark.sql(statement.text)
             result.collect()
-        except Exception as exc:
-            lake.journal.append(ADMIN_ACTIONS, new_run_id(), {**action, "action_id": new_run_id(),
-                                "outcome": f"failed: {str(exc).splitlines()[0][:300]}", "at": datetime.now(UTC)})
-            raise
-        lake.journal.append(ADMIN_ACTIONS, new_run_id(), {**action, "action_id": new_run_id(), "outcome": "succeeded",
-                                                          "at": datetime.now(UTC)})
     return result
 
 

@@ -19,7 +19,13 @@ statement the parser misreads still cannot read outside.
 ``tracelake sql --admin --reason "..."`` runs one administrative statement (a repair, a schema
 change) after recording who ran what and why in the chained ``admin_actions`` table; even then
 retention is only ever shortened through ``tracelake vacuum``, and the audit tables are never
-written through SQL.
+written through SQL - only the journal writes them. An administrative statement names tables of
+this lakehouse by name: one that names a table or folder by path (``delta.`<home>/audit/...```,
+``LOCATION '...'``, ``OPTIONS (path ...)``, ``INSERT ... DIRECTORY``, ``LOAD DATA``, ``COPY``),
+switches the current database (``USE audit`` would make ``DELETE FROM check_results`` an audit
+write), is beyond the parser and names a path or the audit database (``ADD JAR /tmp/x.jar``,
+``MSCK REPAIR TABLE audit.flags``), or spells the lakehouse's own folder anywhere in its text is
+refused, so the audit tables cannot be reached under another name.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ _FORMATS = {"text", "csv", "json", "parquet", "orc", "avro", "delta", "binaryfil
 _NEVER_EVEN_FOR_ADMIN = re.compile(
     r"\bvacuum\b|retentionDurationCheck|logRetentionDuration|deletedFileRetentionDuration|\brestore\b", re.I)
 _ALLOWED_DBS = {"", "default", "audit", "spark_catalog"}
+_AUDIT_VIEWS = {"run_inputs"}   # the session's view over audit.component_runs
+_PATH_KEYS = {"path", "paths", "location"}
+_AUDIT_ONLY_BY_JOURNAL = "the audit tables are written only by Tracelake's journal, never through SQL"
 _STATEMENTS: tuple[type[Expr], ...] | None = None
 
 
@@ -97,8 +106,9 @@ def _table_refs(tree: Expr) -> list[str]:
     return refs
 
 
-def judge(query: str, *, admin: bool = False) -> list[Statement]:
-    """The statements of ``query``, or :class:`SqlRefused` naming the first that may not run."""
+def judge(query: str, *, admin: bool = False, home: str | None = None) -> list[Statement]:
+    """The statements of ``query``, or :class:`SqlRefused` naming the first that may not run.
+    ``home``: the lakehouse root, which an administrative statement may not spell (see above)."""
     import sqlglot.expressions as exp
 
     global _STATEMENTS
@@ -126,7 +136,51 @@ def judge(query: str, *, admin: bool = False) -> list[Statement]:
         if _NEVER_EVEN_FOR_ADMIN.search(text):
             raise SqlRefused("retention and history are never changed through SQL, even --admin: use "
                              "`tracelake vacuum` (guarded) or the table properties' documented procedure")
-        if any((t.db or "").lower() == "audit" for t in tree.find_all(exp.Table)):
-            raise SqlRefused("the audit tables are written only by Tracelake, never through SQL")
+        _refuse_admin_reach(tree, text)
         statements.append(Statement(text, "admin", ()))
+    if admin and home:
+        _refuse_own_folder(query, home)
     return statements
+
+
+def _refuse_admin_reach(tree: Expr, text: str) -> None:
+    """An administrative statement may change data tables named as such, nothing else: not the
+    audit tables under any name, and nothing addressed by path (the audit tables are folders
+    under ``<home>/audit``; a path is how a name check is walked around)."""
+    import sqlglot.expressions as exp
+
+    if isinstance(tree, exp.Use):
+        raise SqlRefused("USE is refused even with --admin: it changes what unqualified names mean; name the "
+                         "table instead (data tables by name, audit tables are never written through SQL)")
+    for table in tree.find_all(exp.Table):
+        db, name = (table.db or "").lower(), table.name or ""
+        if db == "audit" or name.lower() in _AUDIT_VIEWS:
+            raise SqlRefused(_AUDIT_ONLY_BY_JOURNAL)
+        if db in _FORMATS or "/" in name or ":" in name:
+            raise SqlRefused(f"{db + '.' if db else ''}`{name}` names a table by path: even --admin, tables are "
+                             "named (`tracelake sql \"SHOW TABLES\"`); " + _AUDIT_ONLY_BY_JOURNAL)
+        if db not in _ALLOWED_DBS:
+            raise SqlRefused(f"unknown database {db!r}: lakehouse tables are by name")
+    path_nodes = tuple(getattr(exp, n) for n in ("LocationProperty", "Directory", "LoadData", "Copy") if hasattr(exp, n))
+    for node in tree.walk():
+        if isinstance(node, path_nodes) or (isinstance(node, exp.AlterSet) and node.args.get("location")) or (
+                isinstance(node, exp.Property) and node.name.lower() in _PATH_KEYS):
+            raise SqlRefused("a statement that points at files by path (LOCATION, OPTIONS (path ...), "
+                             "INSERT ... DIRECTORY, LOAD DATA, COPY) is refused even with --admin: tables are "
+                             "named; " + _AUDIT_ONLY_BY_JOURNAL)
+    # Not understood by the parser (``MSCK ...``, ``ADD JAR ...``): its tables cannot be seen, so
+    # it may name neither a path nor the audit database.
+    if isinstance(tree, exp.Command) and re.search(r"[/:]|\baudit\b|`", text, re.I):
+        raise SqlRefused(f"{str(tree.this).upper()} naming a path or the audit database is refused even with "
+                         "--admin; " + _AUDIT_ONLY_BY_JOURNAL)
+
+
+def _refuse_own_folder(query: str, home: str) -> None:
+    """Belt and braces, independent of the parser: an administrative statement never spells the
+    lakehouse's folder (plain, as a ``file:`` URI or percent-encoded) - tables are named."""
+    from urllib.parse import unquote
+
+    root = home.rstrip("/").removeprefix("file://").removeprefix("file:")
+    if root and (root in query or root in unquote(query)):
+        raise SqlRefused(f"an administrative statement may not name the lakehouse's files ({root}): tables "
+                         "are named; " + _AUDIT_ONLY_BY_JOURNAL)
