@@ -26,6 +26,7 @@ from tracelake.monitors.metrics.history import run_metric
 __all__ = ["DRIFT_TABLE", "REVIEW_EVIDENCE", "monitor_evidence", "review_with_monitors"]
 
 DRIFT_TABLE = "data_drift"   # the drift job's output: one row per table, column and slice per day
+MULTIVARIATE = "multivariate"  # its `kind` for the domain classifier's score of all columns together
 
 
 def _day(node: TraceNode) -> str | None:
@@ -35,7 +36,8 @@ def _day(node: TraceNode) -> str | None:
 def _drifted(lake: Lakehouse, days: set[str]) -> pd.DataFrame:
     path = lake.layout.table(DRIFT_TABLE)
     if not days or latest_version(path) is None:
-        return pd.DataFrame(columns=["table_name", "column_name", "score", "threshold", "method", PARTITION_COLUMN])
+        return pd.DataFrame(columns=["table_name", "column_name", "kind", "score", "threshold", "method",
+                                     PARTITION_COLUMN])
     import pyarrow.dataset as ds
     from deltalake import DeltaTable
 
@@ -43,9 +45,18 @@ def _drifted(lake: Lakehouse, days: set[str]) -> pd.DataFrame:
     # delta-rs turns the missing bounds into a guarantee that the column is null in every file,
     # so a pushed-down `drifted == true` matches nothing.
     wanted = ds.field(PARTITION_COLUMN).isin(sorted(days)) & (ds.field("slice_key") == "all")
-    columns = ["table_name", "column_name", "score", "threshold", "method", "drifted", PARTITION_COLUMN]
+    columns = ["table_name", "column_name", "kind", "score", "threshold", "method", "drifted", PARTITION_COLUMN]
     rows = DeltaTable(path).to_pyarrow_dataset().to_table(columns=columns, filter=wanted).to_pandas()
     return rows[rows["drifted"].fillna(False).astype(bool)].drop(columns="drifted")
+
+
+def _drift_item(row) -> str:
+    """One drifted score as a person reads it. The domain classifier scores all columns together,
+    so it is said as what it is - not as a column named "(all columns)" - with its AUC."""
+    if row.kind == MULTIVARIATE:
+        method = "domain-classifier AUC" if row.method == "domain_classifier_auc" else row.method
+        return f"multivariate ({method} {row.score:.2f} > {row.threshold:g})"
+    return f"{row.column_name} ({row.method} {row.score:.3g} > {row.threshold:.3g})"
 
 
 def _drift_evidence(lake: Lakehouse, walker: LineageWalker, node: TraceNode, drifted: pd.DataFrame) -> list[Evidence]:
@@ -53,8 +64,9 @@ def _drift_evidence(lake: Lakehouse, walker: LineageWalker, node: TraceNode, dri
     hit = drifted[(drifted["table_name"] == table) & (drifted[PARTITION_COLUMN] == _day(node))]
     if hit.empty:
         return []
-    shown = ", ".join(f"{r.column_name} ({r.method} {r.score:.3g} > {r.threshold:.3g})"
-                      for r in hit.sort_values("score", ascending=False).head(4).itertuples())
+    # The whole-table verdict first, then the columns that moved most.
+    ordered = hit.assign(_columns=hit["kind"] != MULTIVARIATE).sort_values(["_columns", "score"], ascending=[True, False])
+    shown = ", ".join(_drift_item(r) for r in ordered.head(4).itertuples())
     more = f" and {len(hit) - 4} more" if len(hit) > 4 else ""
     return [Evidence("drift", f"its output drifted: {shown}{more}")]
 

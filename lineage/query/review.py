@@ -18,6 +18,7 @@ a verdict.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,16 +77,19 @@ class ReviewEntry:
 
     @property
     def why(self) -> str:
-        parts = [f"in {self.in_flagged}/{self.flagged_traces} flagged traces, "
-                 f"{self.in_unflagged}/{self.unflagged_traces} unflagged"]
-        if self.evidence:
-            parts.append(("where it starts: " if self.origin else "") + "; ".join(e.detail for e in self.evidence))
-        else:
-            parts.append("no evidence on the run itself")
+        """The tie first, then the evidence, then the trace counts (which the score sums up): the
+        CLI's table cuts long lines, and a tie is what must not be cut off."""
+        parts = []
         if self.tied_with:
             ties = ("#" + ", #".join(map(str, self.tied_with)) if len(self.tied_with) <= 4
                     else f"{len(self.tied_with)} other runs (#{min(self.tied_with)}..#{max(self.tied_with)})")
             parts.append(f"tied with {ties}: the record cannot separate them")
+        if self.evidence:
+            parts.append(("where it starts: " if self.origin else "") + "; ".join(e.detail for e in self.evidence))
+        else:
+            parts.append("no evidence on the run itself")
+        parts.append(f"in {self.in_flagged}/{self.flagged_traces} flagged traces, "
+                     f"{self.in_unflagged}/{self.unflagged_traces} unflagged")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +122,28 @@ def changed_since_previous(walker: LineageWalker, run_id: str) -> list[str]:
     return changed
 
 
+_FAIL_RATE = re.compile(r"fail rate <= ([0-9.eE+-]+)")
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.3g}%"
+
+
+def _observed(observed: Any, threshold: Any) -> str:
+    """What a failed test saw, readable: a row rule's fail rate as the share of rows that failed
+    and the share allowed ("100% of rows failed, at most 1% allowed"), not "observed 1"."""
+    if not isinstance(observed, (int, float)) or isinstance(observed, bool) or observed != observed:
+        return ""
+    allowed = _FAIL_RATE.fullmatch(str(threshold or "").strip())
+    # A quarantining uniqueness rule reports its duplicate count, not a rate, under the same
+    # threshold text: a value above 1 can only be rows.
+    if allowed and 0 <= observed <= 1:
+        return f"{_percent(float(observed))} of rows failed, at most {_percent(float(allowed.group(1)))} allowed"
+    if allowed:
+        return f"{observed:.4g} rows failed, at most {_percent(float(allowed.group(1)))} allowed"
+    return f"observed {observed:.4g}, threshold {threshold}" if threshold else f"observed {observed:.4g}"
+
+
 def lineage_evidence(lake: Lakehouse, walker: LineageWalker, nodes: Sequence[TraceNode]) -> dict[str, list[Evidence]]:
     """What the audit record itself holds: declared tests that failed or warned, and changes."""
     out: dict[str, list[Evidence]] = {}
@@ -126,9 +152,8 @@ def lineage_evidence(lake: Lakehouse, walker: LineageWalker, nodes: Sequence[Tra
         for check in node.checks:
             kind = "check_error" if check.get("severity") == "error" else "check_warn"
             verdict = "failed" if kind == "check_error" else "warned"
-            seen = f" (observed {check['observed']:.4g}, threshold {check['threshold']})" \
-                if isinstance(check.get("observed"), (int, float)) and check.get("threshold") else ""
-            found.append(Evidence(kind, f"{check['check']} {verdict}{seen}"))
+            seen = _observed(check.get("observed"), check.get("threshold"))
+            found.append(Evidence(kind, f"{check['check']} {verdict}" + (f" ({seen})" if seen else "")))
         if walker.index.has(node.id):
             found += [Evidence(c, f"{c} changed since the previous {node.component} run")
                       for c in changed_since_previous(walker, node.id)]

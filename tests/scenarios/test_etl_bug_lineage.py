@@ -5,6 +5,7 @@ bad day and carries it into every later prediction."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from deltalake import DeltaTable
@@ -205,12 +206,20 @@ def test_review_of_flagged_predictions_ranks_the_bad_etl_run_first(etl_bug_scena
     features, raw = day["trip_features"], day["raw_trips"]
     assert any(ev.kind == "drift" for ev in features.evidence) and not features.origin, features.why
     assert not raw.evidence and "no evidence" in raw.why and raw.rank > top.rank
+    # Said readably: a fail rate as the share of rows, the domain classifier as a multivariate score.
+    assert re.search(r"fare_amount_range failed \(\d+% of rows failed, at most 1% allowed\)", top.why), top.why
+    assert "multivariate (domain-classifier AUC" in features.why, features.why
+    assert not any("(all columns)" in e.why for e in ranking)
+    # Runs the evidence cannot separate say so first (the CLI's table cuts long lines).
+    tied = [e for e in ranking if e.tied_with]
+    assert tied and all(e.why.startswith("tied with") and "the record cannot separate them" in e.why for e in tied)
     # Without the monitors' evidence the record still ranks the failed test first.
     assert review(lake)[0].run_id == bad_etl
     shared = next(e for e in ranking if e.component == "tip_model")
     assert shared.score <= 0  # the model is behind every prediction, flagged or not: not the first place to look
-    assert main(["--home", str(lake.settings.home), "review"]) == 0
-    assert f"Look first at #1: cleaned_trips {BUG_DAY}" in capsys.readouterr().out
+    assert main(["--home", str(lake.settings.home), "review", "--top", str(len(ranking))]) == 0
+    shown = capsys.readouterr().out
+    assert f"Look first at #1: cleaned_trips {BUG_DAY}" in shown and "the record cannot separate them" in shown
     failed = upstream_checks(lake, "tip_predictions", f"pickup_date = '{BUG_DAY}'")
     assert any(c["check"] == "fare_amount_range" and c["run_id"] == bad_etl for c in failed)
     unflag(lake, f1["flag_id"], "false alarm for Midtown")

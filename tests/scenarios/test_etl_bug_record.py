@@ -72,6 +72,10 @@ def test_predictions_reach_the_model_and_its_training_set_through_mlflow(etl_bug
         assert version.run_id == rec["mlflow_run_id"]  # registered from the component's own MLflow run
         (inp,) = rec["inputs"]
         assert inp["name"] == "training_set"
+        # The registry page says what the version learned from and which run trained it.
+        assert version.tags["tracelake.training_data"] == f"training_set@v{inp['version']}"
+        assert version.tags["tracelake.run_id"] == rec["run_id"]
+        assert rec["run_id"] in version.description and f"training_set@v{inp['version']}" in version.description
         registered[model["version"]] = rec
     preds = runs[(runs["component"] == "tip_predictions") & (runs["status"] == "succeeded")]
     assert len(preds) == 8  # 2026-01-12 .. 2026-01-19

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from tracelake.lineage import CHECK_RESULTS
+
 
 def _chained_tables_on_disk(home: str) -> dict[str, int]:
     """Every chained table the lakehouse holds, and its record count, read without Tracelake's
@@ -86,14 +88,90 @@ def _statuses_agree(scenario, day: str) -> list[tuple[str, str, tuple, tuple]]:
     return seen
 
 
+def _checks_agree(scenario) -> int:
+    """Every run's declared tests, as Dagster's asset check evaluations of that run and as the
+    audit store's check_results: the same names, verdicts and severities. Returns how many."""
+    import dagster as dg
+
+    lake = scenario.lake
+    checks = lake.store.read(CHECK_RESULTS)
+    audit = {(r["run_id"], r["check_name"], bool(r["passed"]), r["severity"]) for r in checks.to_dict("records")}
+    dagster = set()
+    for rec in lake.store.component_runs().to_dict("records"):
+        for entry in scenario.instance.all_logs(rec["dagster_run_id"],
+                                                of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+            evaluation = entry.dagster_event.event_specific_data
+            run_id = evaluation.metadata.get("tracelake_run_id")
+            if run_id is not None and run_id.value == rec["run_id"]:   # SLA checks of the monitoring job have none
+                assert evaluation.asset_key == dg.AssetKey(rec["component"])
+                dagster.add((rec["run_id"], evaluation.check_name, bool(evaluation.passed),
+                             evaluation.severity.value.lower()))
+    assert dagster == audit, (sorted(dagster - audit)[:5], sorted(audit - dagster)[:5])
+    return len(audit)
+
+
+# audit status -> Dagster's status of the run's partition (a skipped run materialised nothing)
+PARTITION_STATUS = {"succeeded": "MATERIALIZED", "failed": "FAILED", "skipped": None}
+
+
+def _partitions_agree(scenario) -> dict[tuple[str, str], str | None]:
+    """Dagster's status of every partition of the pipeline's assets on the scenario's days, against
+    the audit records: a recorded run's partition has its status; a partition with no record is
+    failed only where an upstream asset's run failed that day (Dagster never started it)."""
+    import dagster as dg
+
+    from tracelake.assets import PIPELINE_ASSETS
+
+    runs = scenario.lake.store.component_runs()
+    recorded = {(r["component"], r["partition_key"]): r["status"] for r in runs.to_dict("records")}
+    failed = {k for k, status in recorded.items() if status == "failed"}
+    days = sorted({day for _, day in recorded})
+    by_key = {a.key: a for a in PIPELINE_ASSETS}
+    seen: dict[tuple[str, str], str | None] = {}
+    for asset in PIPELINE_ASSETS:
+        name = asset.key.to_user_string()
+        keys = [d for d in days if asset.partitions_def.has_partition_key(d)]
+        statuses = scenario.instance.get_status_by_partition(asset.key, keys, asset.partitions_def) or {}
+        for day in keys:
+            status = statuses.get(day)
+            seen[(name, day)] = None if status is None else status.value
+            if (name, day) in recorded:
+                assert seen[(name, day)] == PARTITION_STATUS[recorded[(name, day)]], (name, day, recorded[(name, day)])
+            elif status == dg.AssetPartitionStatus.FAILED:
+                upstream = {k.to_user_string() for k in _upstream(asset.key, by_key)}
+                assert any((u, day) in failed for u in upstream), (name, day, "failed in Dagster, no record")
+    return seen
+
+
+def _upstream(key, by_key) -> set:
+    found, todo = set(), [key]
+    while todo:
+        for dep in by_key[todo.pop()].dependency_keys:
+            if dep in by_key and dep not in found:
+                found.add(dep)
+                todo.append(dep)
+    return found
+
+
 def test_a_blocked_source_and_its_downstream_agree_in_audit_dagster_and_mlflow(schema_break_scenario):
     seen = _statuses_agree(schema_break_scenario, "2026-01-14")
     statuses = {c: s for c, s, _, _ in seen}
     assert statuses["raw_trips"] == "failed"          # the blocking schema test closed the gate
     assert {"failed"} <= set(statuses.values()) and len(seen) >= 2
+    assert _checks_agree(schema_break_scenario) > 100
+    failed_schema = schema_break_scenario.lake.store.read(CHECK_RESULTS).query(
+        "component == 'raw_trips' and partition_key == '2026-01-14' and check_name == 'schema'")
+    assert not failed_schema["passed"].astype(bool).any()   # compared above with Dagster's red check
+    partitions = _partitions_agree(schema_break_scenario)
+    assert partitions[("raw_trips", "2026-01-14")] == "FAILED"
+    assert partitions[("cleaned_trips", "2026-01-14")] == "FAILED"   # never ran: downstream of the gate
 
 
 def test_a_missing_feed_and_its_downstream_agree_in_audit_dagster_and_mlflow(missing_feed_scenario):
     seen = _statuses_agree(missing_feed_scenario, "2026-01-13")
     statuses = {c: s for c, s, _, _ in seen}
     assert statuses["raw_trips"] == "failed" and statuses["tip_predictions"] == "skipped"
+    assert _checks_agree(missing_feed_scenario) > 100
+    partitions = _partitions_agree(missing_feed_scenario)
+    assert partitions[("raw_trips", "2026-01-13")] == "FAILED"
+    assert partitions[("tip_predictions", "2026-01-13")] is None   # skipped: neither materialised nor failed
