@@ -160,16 +160,18 @@ class ComponentRun:
         flavor_module = getattr(mlflow, flavor)
         with mlflow.start_run(run_id=self.mlflow_run_id):
             info = flavor_module.log_model(model, name="model", input_example=input_example, **kwargs)
-        version = self._register(registered_name, info.model_uri)
+        version = self._register(registered_name, info.model_uri, model_id=getattr(info, "model_id", None))
         ref = {"role": "registered", "name": registered_name, "version": version,
                "uri": f"models:/{registered_name}/{version}", "mlflow_run_id": self.mlflow_run_id}
         self.models.append(ref)
         self._describe_model_version(registered_name, version)
         return ref
 
-    def _register(self, name: str, model_uri: str) -> str:
+    def _register(self, name: str, model_uri: str, model_id: str | None = None) -> str:
         """Register the logged model as a new version of ``name`` through the client, which says
-        nothing on stderr (``registered_model_name=`` prints two lines into every run's output)."""
+        nothing on stderr (``registered_model_name=`` prints two lines into every run's output).
+        ``model_id`` names the logged model a ``models:/m-...`` source points at: an MLflow tracking
+        server refuses the registration without it (the embedded SQLite store does not check)."""
         from mlflow.exceptions import MlflowException
 
         client = self.recorder.mlflow.client
@@ -178,7 +180,7 @@ class ComponentRun:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":   # another run registered it first: fine
                 raise
-        return str(client.create_model_version(name, model_uri, run_id=self.mlflow_run_id).version)
+        return str(client.create_model_version(name, model_uri, run_id=self.mlflow_run_id, model_id=model_id).version)
 
     def _describe_model_version(self, name: str, version: str) -> None:
         """Tags and a description on the registered version that say what it learned from, so the

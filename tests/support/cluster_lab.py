@@ -126,6 +126,41 @@ class Worker:
         self.proc.wait(60)
 
 
+def start_delta_rs_appenders(uri: str, writers: int, appends: int, folder: Path) -> list[subprocess.Popen]:
+    """``writers`` processes that each append ``appends`` times to the Delta table ``uri`` with
+    delta-rs, all released at once (each waits, imported and ready, for a shared go-file)."""
+    go = folder / "go"
+    procs = []
+    for w in range(writers):
+        ready = folder / f"ready{w}"
+        cmd = [sys.executable, str(Path(__file__)), "delta-rs-append", uri, str(w), str(appends), str(ready), str(go)]
+        procs.append(subprocess.Popen(cmd, stdout=open(folder / f"appender{w}.log", "w"), stderr=subprocess.STDOUT,
+                                      cwd=str(REPO)))
+    wait_until(lambda: all((folder / f"ready{w}").exists() for w in range(writers)) or
+               any(p.poll() is not None for p in procs), 600, "the delta-rs appenders to be ready")
+    go.touch()
+    return procs
+
+
+def _delta_rs_append(uri: str, writer: int, appends: int, ready: Path, go: Path) -> None:
+    """One appender process: the same delta-rs call, options and retries as the audit store's flush
+    (``AuditStore``: ``storage_options`` None, so delta-rs reads the AWS_* variables itself)."""
+    import pyarrow as pa
+    from deltalake import CommitProperties, write_deltalake
+
+    ready.touch()
+    wait_until(go.exists, 600, "the go-file", every=0.01)
+    for seq in range(appends):
+        rows = pa.table({"writer": pa.array([writer] * ROWS_PER_APPEND, pa.int64()),
+                         "seq": pa.array([seq] * ROWS_PER_APPEND, pa.int64()),
+                         "i": pa.array(range(ROWS_PER_APPEND), pa.int64())})
+        props = CommitProperties(custom_metadata={"writer": str(writer), "seq": str(seq)}, max_commit_retries=50)
+        write_deltalake(uri, rows, mode="append", storage_options=None, commit_properties=props)
+
+
+ROWS_PER_APPEND = 10
+
+
 def wait_until(predicate, timeout: float, what: str, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -134,3 +169,9 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.5):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+if __name__ == "__main__":      # python tests/support/cluster_lab.py delta-rs-append URI WRITER APPENDS READY GO
+    if sys.argv[1:2] != ["delta-rs-append"]:
+        sys.exit(f"usage: {sys.argv[0]} delta-rs-append URI WRITER APPENDS READY GO")
+    _delta_rs_append(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]), Path(sys.argv[6]))
