@@ -367,10 +367,12 @@ def test_a_quarantine_with_table_features_and_literal_columns_stays_readable_by_
 
 def _split_apart(runner, tests, frame):
     """The quarantine counted on its own, then the tests over the kept rows: the two-job way."""
-    marked = runner.mark_quarantine(tests, frame)
-    rules = [name for name, _ in runner.quarantine_rules(tests)]
-    total, quarantined, by_rule = runner.quarantine_counts(marked, rules)
-    good, _ = runner.split_marked(marked)
+    from tracelake.lineage.record import quarantine_marks as marks
+
+    marked = marks.mark_quarantine(tests, frame)
+    rules = [name for name, _ in marks.quarantine_rules(tests)]
+    total, quarantined, by_rule = marks.quarantine_counts(marked, rules)
+    good, _ = marks.split_marked(marked)
     ctx = runner.CheckContext(run=None, lake=None, frame=good, rows=total - quarantined, quarantined_rows=quarantined,
                               quarantined_by_rule=by_rule)
     verdicts = [(r.name, r.passed, r.failing_rows, r.observed_value) for r in runner.evaluate_checks(tests, ctx)]
@@ -383,6 +385,7 @@ def test_the_quarantine_counted_in_the_tests_pass_gives_the_same_verdicts_and_co
     the tests' over the rows to be written, and the other group's are the quarantine's counts -
     the same verdicts, rows and per-rule counts as counting first and testing the kept rows."""
     from tracelake.lineage.record import checks as runner
+    from tracelake.lineage.record import quarantine_marks as marks
 
     rows = [(f"o-{i}", float(1 + i % 60), 1.0, "paid") for i in range(300)]
     rows[3] = ("o-3", None, 1.0, "paid")        # fails NotNull (and tip <= amount: null)
@@ -410,7 +413,7 @@ def test_the_quarantine_counted_in_the_tests_pass_gives_the_same_verdicts_and_co
     assert verdicts["paid_rate_action_limit"][0] is False
     # Every row set aside: the kept rows' aggregates are a global aggregate over nothing, which
     # a group cannot give - the caller counts and tests apart.
-    everything = runner.mark_quarantine([Expression("never", "false", quarantine=True)], frame)
+    everything = marks.mark_quarantine([Expression("never", "false", quarantine=True)], frame)
     assert runner.evaluate_checks_marked(tests, runner.CheckContext(None, None, good, None), everything, ["never"]) is None
 
 
@@ -442,7 +445,7 @@ def test_a_test_that_errs_on_a_row_set_aside_is_judged_on_the_kept_rows(home, sp
 
 def test_a_row_is_marked_with_the_names_of_the_quarantining_rules_it_breaks(spark):
     """The marks are one SQL expression over every quarantining rule, a window one included."""
-    from tracelake.lineage.record import checks as runner
+    from tracelake.lineage.record import quarantine_marks as marks
 
     frame = spark.createDataFrame(pd.DataFrame({"order_id": ["a", "a", "b", None], "amount": [1.0, 2.0, -1.0, 3.0]}))
     class HandWritten:   # a test outside monitors.checks: its name is not held to [A-Za-z0-9_]
@@ -454,6 +457,6 @@ def test_a_row_is_marked_with_the_names_of_the_quarantining_rules_it_breaks(spar
     tests = [Expression("amount_positive", "amount > 0", quarantine=True), NotNull("order_id", quarantine=True),
              Unique("order_id", quarantine=True), Range("amount", 0, 1.5), HandWritten()]   # Range: no mark
     got = {(r["order_id"], r["amount"]): list(r["_tl_violations"])
-           for r in runner.mark_quarantine(tests, frame).collect()}
+           for r in marks.mark_quarantine(tests, frame).collect()}
     assert got[("b", -1.0)] == ["amount_positive"] and got[(None, 3.0)] == ["order_id_not_null", "it's \\ small"]
     assert sorted([got[("a", 1.0)], got[("a", 2.0)]]) == [[], ["order_id_unique"]]   # one of the two stays
