@@ -86,12 +86,16 @@ else
   echo "==> Python packages already installed ($VENV)"
 fi
 
+# Maven prints ANSI reset codes even with -B and -Dstyle.color=never (its console library does);
+# in a log or CI output they read as garbage, so they are stripped (the exit status is Maven's: pipefail).
+mvn_quiet() { mvn -q -B --no-transfer-progress -Dstyle.color=never "$@" 2>&1 | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
 # --- Delta Lake jars -------------------------------------------------------------------------
 jar_stamp="$(stamp_of jars/pom.xml)"
 if [[ "$(cat jars/lib/.stamp 2>/dev/null)" != "$jar_stamp" ]]; then
   echo "==> fetching Delta Lake jars from Maven Central into jars/lib"
   rm -rf jars/lib
-  mvn -q -B --no-transfer-progress -Dstyle.color=never -f jars/pom.xml dependency:copy-dependencies \
+  mvn_quiet -f jars/pom.xml dependency:copy-dependencies \
       -DoutputDirectory="$PWD/jars/lib" -DincludeScope=runtime \
     || fail "could not fetch the Delta jars with Maven (see the error above); check access to Maven Central"
   ls jars/lib/delta-spark_*.jar >/dev/null 2>&1 || fail "jars/lib has no delta-spark jar after the Maven fetch"
@@ -128,7 +132,7 @@ ol_stamp="$(stamp_of jars/openlineage/pom.xml)"
 if [[ "$(cat jars/openlineage-lib/.stamp 2>/dev/null)" != "$ol_stamp" ]]; then
   echo "==> fetching the OpenLineage Spark listener from Maven Central into jars/openlineage-lib"
   rm -rf jars/openlineage-lib
-  mvn -q -B --no-transfer-progress -Dstyle.color=never -f jars/openlineage/pom.xml dependency:copy-dependencies \
+  mvn_quiet -f jars/openlineage/pom.xml dependency:copy-dependencies \
       -DoutputDirectory="$PWD/jars/openlineage-lib" -DincludeScope=runtime \
     || fail "could not fetch the OpenLineage Spark listener with Maven (see the error above); check access to Maven Central"
   ls jars/openlineage-lib/openlineage-spark_*.jar >/dev/null 2>&1 \

@@ -67,12 +67,16 @@ else
   echo "==> SeaweedFS $("scale/bin/weed" version 2>/dev/null | head -1) in scale/bin/weed"
 fi
 
+# Maven prints ANSI reset codes even with -B and -Dstyle.color=never (its console library does);
+# in a log or CI output they read as garbage, so they are stripped (the exit status is Maven's: pipefail).
+mvn_quiet() { mvn -q -B --no-transfer-progress -Dstyle.color=never "$@" 2>&1 | sed -u 's/\x1b\[[0-9;]*[A-Za-z]//g'; }
+
 # --- 3. s3a jars --------------------------------------------------------------------------------
 s3a_stamp="$(stamp_of jars/s3a/pom.xml)"
 if [[ "$(cat jars/s3a-lib/.stamp 2>/dev/null)" != "$s3a_stamp" ]]; then
   echo "==> fetching hadoop-aws and the AWS SDK v2 (S3 modules) from Maven Central into jars/s3a-lib"
   rm -rf jars/s3a-lib
-  mvn -q -B -f jars/s3a/pom.xml dependency:copy-dependencies \
+  mvn_quiet -f jars/s3a/pom.xml dependency:copy-dependencies \
       -DoutputDirectory="$PWD/jars/s3a-lib" -DincludeScope=runtime \
       -DexcludeGroupIds=io.netty -DexcludeArtifactIds=commons-codec,commons-logging,httpclient,httpcore \
     || fail "could not fetch the s3a jars with Maven (see the error above); check access to Maven Central"
